@@ -1,0 +1,1 @@
+//! (backoff: being built in this session.)

@@ -1,0 +1,1 @@
+//! (breaker: being built in this session.)

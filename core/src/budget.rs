@@ -1,0 +1,1 @@
+//! (budget: being built in this session.)

@@ -1,0 +1,25 @@
+//! The generic mechanisms of ratewise, with no knowledge of any provider.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`clock`] | injected monotonic and wall time (real, virtual, manual) |
+//! | [`hint`] | parsers of server hints: `Retry-After`, `retry-after-ms`, epoch resets; the clamp |
+//! | [`backoff`] | exponential backoff with full (default), equal, decorrelated or no jitter |
+//! | [`budget`] | the retry budget: retries add at most a fixed share of load |
+//! | [`retry`] | retry for any async closure, sharing backoff, budget and hints |
+//! | [`error`] | the core error type and the [`error::Retryable`] classification trait |
+//! | [`telemetry`] | `tracing` events for every retry |
+//! | [`breaker`] | the circuit breaker |
+//! | [`limit`] | client-side rate limiters |
+//! | [`quota`] | named budgets, costs and server-reported quota snapshots |
+
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
+pub mod clock;
+pub mod error;
+pub mod hint;
+pub mod limit;
+pub mod quota;
+pub mod retry;
+pub mod telemetry;

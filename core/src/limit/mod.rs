@@ -1,0 +1,151 @@
+//! Client-side rate limiters: pace calls so the server never has to say 429.
+//!
+//! Every limiter implements [`Limiter`]: `acquire` waits for capacity (at most the caller's
+//! `max_wait`, else it fails at once with [`Throttled`] saying when capacity returns, so an
+//! interactive caller fails fast and a batch caller waits), `try_acquire` never waits, `observe`
+//! absorbs the quota a server reports in its headers, and `reconcile` corrects a reservation once
+//! the real cost is known (OpenAI tokens).
+//!
+//! The returned [`Permit`] must be held while the call is in flight: limiters that bound
+//! concurrency release their slot when it is dropped, including when the caller's future is
+//! cancelled.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+pub use crate::quota::{BudgetName, Cost, QuotaSnapshot};
+
+/// Why a limiter refused to admit a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ThrottleReason {
+    /// Capacity returns at `until`, later than the caller was willing to wait.
+    WouldWait,
+    /// The server reported this budget exhausted until `until` (`remaining: 0`).
+    QuotaExhausted,
+    /// The cost is larger than the budget can ever admit at once; waiting will not help.
+    ExceedsCapacity,
+    /// The caller waited `max_wait` (a concurrency slot did not free up in time).
+    TimedOut,
+}
+
+/// A limiter refused to admit a call: which budget, why, and when capacity returns.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+#[non_exhaustive]
+pub struct Throttled {
+    /// The budget that refused.
+    pub budget: BudgetName,
+    /// Why it refused.
+    pub reason: ThrottleReason,
+    /// When the call could be admitted, if that is known.
+    pub until: Option<Instant>,
+}
+
+impl Throttled {
+    /// A refusal of `budget` for `reason`, with capacity back at `until` if known.
+    pub fn new(budget: BudgetName, reason: ThrottleReason, until: Option<Instant>) -> Self {
+        Self {
+            budget,
+            reason,
+            until,
+        }
+    }
+
+    /// How long from `now` until capacity returns (`None` if unknown or never).
+    pub fn retry_after(&self, now: Instant) -> Option<Duration> {
+        self.until.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn describe(&self) -> String {
+        let what = match self.reason {
+            ThrottleReason::WouldWait => "capacity returns later than the caller will wait",
+            ThrottleReason::QuotaExhausted => "the server reported this budget exhausted",
+            ThrottleReason::ExceedsCapacity => {
+                "the cost exceeds what this budget can ever admit at once"
+            }
+            ThrottleReason::TimedOut => "no capacity freed up within the caller's wait",
+        };
+        format!("throttled on budget `{}`: {what}", self.budget)
+    }
+}
+
+/// Proof of admission, held while the call is in flight.
+///
+/// Dropping it releases whatever the limiter holds for the call (a concurrency slot, a
+/// half-open probe). Permits of several limiters merge into one ([`Permit::merge`]).
+#[must_use = "dropping a permit releases its slot at once"]
+#[derive(Default)]
+pub struct Permit {
+    on_release: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl Permit {
+    /// A permit that holds nothing (rate limiters: capacity is spent on admission).
+    pub const fn empty() -> Self {
+        Self {
+            on_release: Vec::new(),
+        }
+    }
+
+    /// A permit that runs `release` exactly once, when dropped.
+    pub fn on_release(release: impl FnOnce() + Send + 'static) -> Self {
+        Self {
+            on_release: vec![Box::new(release)],
+        }
+    }
+
+    /// One permit holding both `self` and `other`.
+    pub fn merge(mut self, mut other: Permit) -> Self {
+        self.on_release.append(&mut other.on_release);
+        self
+    }
+
+    /// True when dropping this permit releases nothing.
+    pub fn is_empty(&self) -> bool {
+        self.on_release.is_empty()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        for release in self.on_release.drain(..) {
+            release();
+        }
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("holds", &self.on_release.len())
+            .finish()
+    }
+}
+
+/// A client-side limiter: admits calls by their [`Cost`], learns from server snapshots.
+///
+/// Object-safe: clients store `Arc<dyn Limiter>`.
+#[async_trait]
+pub trait Limiter: Send + Sync + fmt::Debug {
+    /// Admits `cost` now, or refuses at once saying when capacity returns.
+    fn try_acquire(&self, cost: &Cost) -> Result<Permit, Throttled>;
+
+    /// Admits `cost`, waiting at most `max_wait`. When the wait is predictable and longer than
+    /// `max_wait`, it refuses at once instead of sleeping first. Waiting callers are served in
+    /// arrival order. Cancelling the returned future gives back anything it had reserved.
+    async fn acquire(&self, cost: &Cost, max_wait: Duration) -> Result<Permit, Throttled>;
+
+    /// Absorbs a budget's state as reported by the server. Default: ignored.
+    fn observe(&self, snapshot: &QuotaSnapshot) {
+        let _ = snapshot;
+    }
+
+    /// Corrects an earlier admission of `reserved` now that the call really cost `actual`:
+    /// refunds the difference, or charges it. Default: nothing to correct.
+    fn reconcile(&self, reserved: &Cost, actual: &Cost) {
+        let _ = (reserved, actual);
+    }
+}

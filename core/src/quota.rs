@@ -1,0 +1,198 @@
+//! Named budgets, what one call costs against them, and what a server says is left.
+//!
+//! A provider has several budgets at once (OpenAI: requests *and* tokens per minute; GitHub:
+//! one hourly budget per resource plus secondary limits). A [`Cost`] names how much of each
+//! budget one call spends; a [`QuotaSnapshot`] is one budget's state as reported by a response's
+//! headers (`limit`, `remaining`, `reset`), which the limiters absorb.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Instant;
+
+/// The name of a budget: `"requests"`, `"tokens"`, `"search"`, …
+///
+/// Cheap to clone for the built-in names (`Cow::Borrowed`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BudgetName(Cow<'static, str>);
+
+impl BudgetName {
+    /// Requests: every call spends 1.
+    pub const REQUESTS: BudgetName = BudgetName(Cow::Borrowed("requests"));
+    /// Tokens (OpenAI TPM): a call spends its estimated token count.
+    pub const TOKENS: BudgetName = BudgetName(Cow::Borrowed("tokens"));
+
+    /// A budget with a static name (no allocation).
+    pub const fn from_static(name: &'static str) -> Self {
+        Self(Cow::Borrowed(name))
+    }
+
+    /// A budget with a name computed at run time (e.g. GitHub's `x-ratelimit-resource`).
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        Self(name.into())
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BudgetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for BudgetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&'static str> for BudgetName {
+    fn from(name: &'static str) -> Self {
+        Self::from_static(name)
+    }
+}
+
+/// How much of each named budget one call spends.
+///
+/// `Cost::request()` is the usual "1 request"; OpenAI adds tokens:
+/// `Cost::request().with(BudgetName::TOKENS, 1_350)`. A budget a cost does not name is spent by
+/// 0. Amounts for the same budget add up.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Cost {
+    items: Vec<(BudgetName, u64)>,
+}
+
+impl Cost {
+    /// A cost that spends nothing.
+    pub const fn none() -> Self {
+        Self { items: Vec::new() }
+    }
+
+    /// One request.
+    pub fn request() -> Self {
+        Self::none().with(BudgetName::REQUESTS, 1)
+    }
+
+    /// This cost plus `amount` of `budget`.
+    pub fn with(mut self, budget: impl Into<BudgetName>, amount: u64) -> Self {
+        self.add(budget.into(), amount);
+        self
+    }
+
+    /// Adds `amount` of `budget` to this cost (saturating).
+    pub fn add(&mut self, budget: BudgetName, amount: u64) {
+        match self.items.iter_mut().find(|(name, _)| *name == budget) {
+            Some((_, a)) => *a = a.saturating_add(amount),
+            None => self.items.push((budget, amount)),
+        }
+    }
+
+    /// How much of `budget` this cost spends (0 if it does not name it).
+    #[inline]
+    pub fn amount(&self, budget: &BudgetName) -> u64 {
+        for (name, amount) in &self.items {
+            if name == budget {
+                return *amount;
+            }
+        }
+        0
+    }
+
+    /// Every `(budget, amount)` pair.
+    pub fn iter(&self) -> impl Iterator<Item = (&BudgetName, u64)> {
+        self.items.iter().map(|(name, amount)| (name, *amount))
+    }
+
+    /// True when nothing is spent.
+    pub fn is_empty(&self) -> bool {
+        self.items.iter().all(|(_, a)| *a == 0)
+    }
+}
+
+impl fmt::Debug for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Display for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (name, amount) in self.iter() {
+            if !first {
+                f.write_str(" + ")?;
+            }
+            first = false;
+            write!(f, "{amount} {name}")?;
+        }
+        if first {
+            f.write_str("nothing")?;
+        }
+        Ok(())
+    }
+}
+
+/// One budget's state as a server reported it: `limit`, `remaining`, and when it resets.
+///
+/// Built by a provider from its headers (`x-ratelimit-remaining-tokens: 149984`,
+/// `x-ratelimit-reset-tokens: 6m0s`, …) with instants on the caller's monotonic clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuotaSnapshot {
+    /// Which budget this is about.
+    pub budget: BudgetName,
+    /// The budget's size per window, when the server said it.
+    pub limit: Option<u64>,
+    /// How much is left in the current window.
+    pub remaining: u64,
+    /// When the window resets (or, for a rolling budget, when it is fully replenished).
+    pub reset_at: Instant,
+    /// When the response carrying this snapshot was received.
+    pub observed_at: Instant,
+}
+
+impl QuotaSnapshot {
+    /// A snapshot of `budget` with `remaining` left until `reset_at`, seen at `observed_at`.
+    pub fn new(budget: BudgetName, remaining: u64, reset_at: Instant, observed_at: Instant) -> Self {
+        Self {
+            budget,
+            limit: None,
+            remaining,
+            reset_at,
+            observed_at,
+        }
+    }
+
+    /// This snapshot with the budget's size per window.
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_adds_amounts_of_the_same_budget() {
+        let cost = Cost::request()
+            .with(BudgetName::TOKENS, 100)
+            .with("tokens", 50)
+            .with(BudgetName::REQUESTS, 1);
+        assert_eq!(cost.amount(&BudgetName::REQUESTS), 2);
+        assert_eq!(cost.amount(&BudgetName::TOKENS), 150);
+        assert_eq!(cost.amount(&BudgetName::new("search".to_string())), 0);
+        assert_eq!(cost.to_string(), "2 requests + 150 tokens");
+    }
+
+    #[test]
+    fn empty_cost_reads_as_nothing() {
+        assert!(Cost::none().is_empty());
+        assert_eq!(Cost::none().to_string(), "nothing");
+        assert!(!Cost::request().is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! (retry: being built in this session.)

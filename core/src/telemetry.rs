@@ -1,0 +1,1 @@
+//! (telemetry: being built in this session.)

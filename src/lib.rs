@@ -1,0 +1,7 @@
+//! ratewise: call rate-limited APIs the way production needs.
+//!
+//! This facade re-exports [`ratewise_core`] and, behind feature flags, the provider crates.
+//! It holds no logic of its own.
+
+pub use ratewise_core as core;
+pub use ratewise_core::*;
