@@ -125,6 +125,16 @@ impl fmt::Debug for Permit {
     }
 }
 
+/// What a response said about load, for limiters that adapt to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Feedback {
+    /// The server accepted the call (any response that is not a throttle signal).
+    Accepted,
+    /// The server throttled the call (a 429, or the provider's equivalent).
+    Throttled,
+}
+
 /// A client-side limiter: admits calls by their [`Cost`], learns from server snapshots.
 ///
 /// Object-safe: clients store `Arc<dyn Limiter>`.
@@ -143,8 +153,16 @@ pub trait Limiter: Send + Sync + fmt::Debug {
         let _ = snapshot;
     }
 
+    /// Tells the limiter whether the server throttled a call. Adaptive limiters slow down on
+    /// [`Feedback::Throttled`] and recover on [`Feedback::Accepted`]; others ignore it.
+    fn feedback(&self, feedback: Feedback) {
+        let _ = feedback;
+    }
+
     /// Corrects an earlier admission of `reserved` now that the call really cost `actual`:
-    /// refunds the difference, or charges it. Default: nothing to correct.
+    /// refunds the difference, or charges it. `reconcile(cost, &Cost::none())` is a full refund:
+    /// a composite uses it to give back what one budget admitted when another refuses.
+    /// Default: nothing to correct.
     fn reconcile(&self, reserved: &Cost, actual: &Cost) {
         let _ = (reserved, actual);
     }
