@@ -9,6 +9,7 @@
 //! | [`retry`] | retry for any async closure, sharing backoff, budget and hints |
 //! | [`error`] | the core error type and the [`error::Retryable`] classification trait |
 //! | [`telemetry`] | `tracing` events for every retry |
+//! | [`idempotency`] | idempotency keys minted once per logical operation |
 //! | [`breaker`] | the circuit breaker |
 //! | [`limit`] | client-side rate limiters |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
@@ -19,6 +20,7 @@ pub mod budget;
 pub mod clock;
 pub mod error;
 pub mod hint;
+pub mod idempotency;
 pub mod limit;
 pub mod quota;
 pub mod retry;
