@@ -12,6 +12,7 @@
 //! | [`idempotency`] | idempotency keys minted once per logical operation |
 //! | [`breaker`] | the circuit breaker |
 //! | [`limit`] | client-side rate limiters |
+//! | [`transport`] | the only door to the network, and its reqwest implementation |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
 
 pub mod backoff;
@@ -25,3 +26,4 @@ pub mod limit;
 pub mod quota;
 pub mod retry;
 pub mod telemetry;
+pub mod transport;
