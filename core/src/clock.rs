@@ -24,6 +24,43 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Instant;
     /// The current wall-clock time.
     fn wall(&self) -> SystemTime;
+
+    /// Both readings at once, for code that turns server wall times into monotonic instants.
+    fn timestamp(&self) -> Timestamp {
+        Timestamp {
+            instant: self.now(),
+            wall: self.wall(),
+        }
+    }
+}
+
+/// One reading of both clocks: a monotonic instant and the wall time at that instant.
+///
+/// Servers speak wall time (`X-RateLimit-Reset: 1789683711`, HTTP dates); limiters and
+/// deadlines speak monotonic instants. A timestamp converts one into the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp {
+    /// The monotonic reading.
+    pub instant: Instant,
+    /// The wall-clock reading at the same moment.
+    pub wall: SystemTime,
+}
+
+impl Timestamp {
+    /// The monotonic instant at which the wall clock reads `wall`; a wall time in the past maps
+    /// to this timestamp's instant (never earlier), and one too far ahead saturates at 100 years.
+    pub fn instant_at(&self, wall: SystemTime) -> Instant {
+        let ahead = wall.duration_since(self.wall).unwrap_or(Duration::ZERO);
+        self.after(ahead)
+    }
+
+    /// The instant `delay` after this timestamp, saturating at 100 years ahead.
+    pub fn after(&self, delay: Duration) -> Instant {
+        const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        self.instant
+            .checked_add(delay.min(FAR))
+            .unwrap_or(self.instant)
+    }
 }
 
 /// A shared, type-erased clock, as stored by every mechanism that needs time.
@@ -186,6 +223,17 @@ mod tests {
             clock.wall().duration_since(w0).unwrap(),
             Duration::from_millis(1500)
         );
+    }
+
+    #[test]
+    fn timestamp_maps_server_wall_times_onto_the_monotonic_clock() {
+        let clock = ManualClock::new();
+        let ts = clock.timestamp();
+        let reset = ts.wall + Duration::from_secs(42);
+        assert_eq!(ts.instant_at(reset) - ts.instant, Duration::from_secs(42));
+        assert_eq!(ts.instant_at(ts.wall - Duration::from_secs(5)), ts.instant);
+        let far = ts.instant_at(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4));
+        assert!(far > ts.instant);
     }
 
     #[test]

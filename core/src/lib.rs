@@ -12,6 +12,7 @@
 //! | [`idempotency`] | idempotency keys minted once per logical operation |
 //! | [`breaker`] | the circuit breaker |
 //! | [`limit`] | client-side rate limiters |
+//! | [`verdict`] | what one response means, as data: success, retry (after, why), fail (why) |
 //! | [`transport`] | the only door to the network, and its reqwest implementation |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
 
@@ -27,3 +28,4 @@ pub mod quota;
 pub mod retry;
 pub mod telemetry;
 pub mod transport;
+pub mod verdict;
