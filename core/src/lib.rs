@@ -12,6 +12,7 @@
 //! | [`idempotency`] | idempotency keys minted once per logical operation |
 //! | [`breaker`] | the circuit breaker |
 //! | [`limit`] | client-side rate limiters |
+//! | [`provider`] | the `Provider` trait (a provider's dialect) and `RequestSpec` (one logical call) |
 //! | [`verdict`] | what one response means, as data: success, retry (after, why), fail (why) |
 //! | [`transport`] | the only door to the network, and its reqwest implementation |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
@@ -24,6 +25,7 @@ pub mod error;
 pub mod hint;
 pub mod idempotency;
 pub mod limit;
+pub mod provider;
 pub mod quota;
 pub mod retry;
 pub mod telemetry;
