@@ -47,8 +47,9 @@ use decimal::Unit;
 
 /// The name of the `retry-after-ms` header (lowercase, as [`http::HeaderMap`] stores names).
 ///
-/// Not registered with IANA; sent in the Stainless SDK dialect (OpenAI's SDKs read it before
-/// `Retry-After`). `Retry-After` itself is [`http::header::RETRY_AFTER`].
+/// Not registered with IANA. The Stainless-generated SDKs (openai-python, openai-node) read it
+/// before `Retry-After`; whether api.openai.com sends it is unverified, so it is optional.
+/// `Retry-After` itself is [`http::header::RETRY_AFTER`].
 pub const RETRY_AFTER_MS: &str = "retry-after-ms";
 
 /// Where a [`Hint`] came from: which header, in which form.
