@@ -367,6 +367,41 @@ mod tests {
     }
 
     #[test]
+    fn no_ten_second_window_retries_more_than_its_share_plus_the_floor() {
+        let clock = ManualClock::new();
+        let b = budget(&clock, 0.2, 1);
+        // 20 calls per second for 120 s, each wanting 3 retries; count per 100 ms tick.
+        let mut calls = Vec::new();
+        let mut retries = Vec::new();
+        for tick in 0..1200 {
+            let (mut c, mut r) = (0, 0);
+            if tick % 5 == 0 {
+                c = 1;
+                b.deposit();
+                r = (0..3).filter(|_| b.try_withdraw()).count();
+            }
+            calls.push(c);
+            retries.push(r);
+            clock.advance(Duration::from_millis(100));
+        }
+        // Any window of 10 s (100 ticks): retries ≤ 20 % of the calls in it and the slot
+        // before it (deposits age out a slot at a time) + the floor (1/s × 10 s).
+        for start in 10..1100 {
+            let r: usize = retries[start..start + 100].iter().sum();
+            let c: usize = calls[start - 10..start + 100].iter().sum();
+            assert!(
+                r <= c / 5 + 10,
+                "window at {start}: {r} retries for {c} calls"
+            );
+        }
+        let total: usize = retries.iter().sum();
+        assert!(
+            total >= 240 * 2 / 3,
+            "the budget is not starving retries: {total}"
+        );
+    }
+
+    #[test]
     fn budget_is_send_sync_and_clone() {
         fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
         assert_shareable::<RetryBudget>();

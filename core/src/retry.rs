@@ -51,7 +51,9 @@
 //! - The **deadline bounds waiting**, not a running attempt: no sleep reaches past it and no
 //!   attempt starts after it, so the loop always ends with a real error to report. Bound each
 //!   attempt (or the whole call) with `tokio::time::timeout` if it can hang.
-//! - A hint replaces backoff exactly (servers know best), within the clamp.
+//! - A hint replaces backoff exactly (servers know best), within the clamp. Backoff delays are
+//!   truncated to whole milliseconds, the resolution of tokio's timer, so the delay reported to
+//!   hooks and telemetry is the delay slept.
 //! - Sleeping uses tokio's timer, so the call must run inside a tokio runtime with time
 //!   enabled; the deadline is read from the policy's clock (default [`TokioClock`], which
 //!   follows tokio's virtual time under `start_paused`).
@@ -432,7 +434,7 @@ where
                     .rng
                     .get_or_insert_with(|| seed.map_or_else(Rng::new, Rng::with_seed));
                 let retry = self.attempts.saturating_sub(1);
-                self.policy.backoff.delay(retry, self.previous, rng)
+                whole_millis(self.policy.backoff.delay(retry, self.previous, rng))
             }
         };
         if let Some(deadline) = self.deadline {
@@ -543,6 +545,12 @@ where
             }
         }
     }
+}
+
+/// `d` truncated to whole milliseconds, the resolution of tokio's timer: the delay reported to
+/// hooks and telemetry is then exactly the delay slept.
+fn whole_millis(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl<F, Fut, E, W, H, R, N> fmt::Debug for RetryCall<F, Fut, E, W, H, R, N> {

@@ -54,11 +54,148 @@ pub fn retry_gave_up(
 ) {
     tracing::event!(
         target: RETRY_TARGET,
-        tracing::Level::INFO,
+        tracing::Level::WARN,
         retry.upstream = upstream,
         retry.attempts = attempts,
         retry.reason = reason,
         retry.gave_up = gave_up,
         "gave up on {upstream} after {attempts} attempt(s) ({reason}): {gave_up}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    use super::*;
+    use crate::backoff::{Backoff, Jitter};
+    use crate::error::Retryable;
+    use crate::retry::RetryPolicy;
+
+    /// One captured event: its target, level and fields as text.
+    #[derive(Debug, Clone)]
+    struct Captured {
+        target: String,
+        level: tracing::Level,
+        fields: BTreeMap<String, String>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Captured>>>);
+
+    struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+    impl Visit for Fields<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_owned(), value.to_owned());
+        }
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            self.0.insert(field.name().to_owned(), value.to_string());
+        }
+        fn record_bool(&mut self, field: &Field, value: bool) {
+            self.0.insert(field.name().to_owned(), value.to_string());
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.insert(field.name().to_owned(), format!("{value:?}"));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut fields = BTreeMap::new();
+            event.record(&mut Fields(&mut fields));
+            self.0.lock().unwrap().push(Captured {
+                target: event.metadata().target().to_owned(),
+                level: *event.metadata().level(),
+                fields,
+            });
+        }
+    }
+
+    #[derive(Debug)]
+    struct RateLimited;
+    impl Retryable for RateLimited {
+        fn is_retryable(&self) -> bool {
+            true
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            Some(Duration::from_millis(1500))
+        }
+        fn reason(&self) -> &'static str {
+            "rate_limited"
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_retry_emits_an_event_with_upstream_attempt_reason_and_delay() {
+        let capture = Capture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+
+        let result = RetryPolicy::new()
+            .upstream("stripe")
+            .max_attempts(3)
+            .retry(|| async { Err::<(), _>(RateLimited) })
+            .await;
+        assert!(result.is_err());
+
+        let events = capture.0.lock().unwrap().clone();
+        assert!(events.iter().all(|e| e.target == RETRY_TARGET));
+        let retries: Vec<_> = events
+            .iter()
+            .filter(|e| e.level == tracing::Level::INFO)
+            .collect();
+        assert_eq!(retries.len(), 2, "{events:#?}");
+        for (i, event) in retries.iter().enumerate() {
+            let f = &event.fields;
+            assert_eq!(f["retry.upstream"], "stripe");
+            assert_eq!(f["retry.attempt"], (i + 1).to_string());
+            assert_eq!(f["retry.reason"], "rate_limited");
+            assert_eq!(f["retry.delay_ms"], "1500");
+            assert_eq!(f["retry.hinted"], "true");
+        }
+        let gave_up: Vec<_> = events
+            .iter()
+            .filter(|e| e.level == tracing::Level::WARN)
+            .collect();
+        assert_eq!(gave_up.len(), 1);
+        assert_eq!(gave_up[0].fields["retry.gave_up"], "attempts_exhausted");
+        assert_eq!(gave_up[0].fields["retry.attempts"], "3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn upstream_defaults_to_custom_and_backoff_delays_are_reported_in_ms() {
+        let capture = Capture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+
+        let _ = RetryPolicy::new()
+            .max_attempts(2)
+            .backoff(Backoff::new().jitter(Jitter::None))
+            .retry(|| async { Err::<(), _>(std::io::Error::from(std::io::ErrorKind::TimedOut)) })
+            .await;
+
+        let events = capture.0.lock().unwrap().clone();
+        let f = &events[0].fields;
+        assert_eq!(f["retry.upstream"], "custom");
+        assert_eq!(f["retry.reason"], "timeout");
+        assert_eq!(f["retry.delay_ms"], "200");
+        assert_eq!(f["retry.hinted"], "false");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_on_the_first_attempt_emits_nothing() {
+        let capture = Capture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+        let _ = RetryPolicy::new()
+            .retry(|| async { Err::<(), _>(std::io::Error::from(std::io::ErrorKind::NotFound)) })
+            .await;
+        assert!(capture.0.lock().unwrap().is_empty());
+    }
 }
