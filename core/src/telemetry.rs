@@ -1,1 +1,201 @@
-//! (telemetry: being built in this session.)
+//! Telemetry: every retry and every give-up becomes a `tracing` event.
+//!
+//! Events use the target [`RETRY_TARGET`] (`"ratewise::retry"`) so they can be filtered on
+//! their own (`RUST_LOG=ratewise::retry=info`). Field names are stable and low-cardinality:
+//!
+//! | event | level | fields |
+//! |---|---|---|
+//! | a retry is about to sleep | `INFO` | `retry.upstream`, `retry.attempt`, `retry.reason`, `retry.delay_ms`, `retry.hinted` |
+//! | the loop gave up on a retryable error | `WARN` | `retry.upstream`, `retry.attempts`, `retry.reason`, `retry.gave_up` |
+//!
+//! `retry.attempt` is the attempt that just failed (1 for the first call); `retry.hinted` is
+//! true when the delay came from a server hint rather than backoff. No event carries a
+//! credential, a URL or a body.
+
+use std::time::Duration;
+
+/// The `tracing` target of retry events.
+pub const RETRY_TARGET: &str = "ratewise::retry";
+
+/// Emits the event for one retry, just before its sleep.
+///
+/// `attempt` is the attempt that failed (1-based), `reason` the error's label (see
+/// [`crate::error::Retryable::reason`]), `delay` the sleep about to start.
+pub fn retry_scheduled(
+    upstream: &'static str,
+    attempt: u32,
+    reason: &'static str,
+    delay: Duration,
+    hinted: bool,
+) {
+    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    tracing::event!(
+        target: RETRY_TARGET,
+        tracing::Level::INFO,
+        retry.upstream = upstream,
+        retry.attempt = attempt,
+        retry.reason = reason,
+        retry.delay_ms = delay_ms,
+        retry.hinted = hinted,
+        "retrying {upstream} after attempt {attempt} failed ({reason}); waiting {delay_ms} ms"
+    );
+}
+
+/// Emits the event for a retry loop that gave up (`gave_up`: `permanent`,
+/// `attempts_exhausted`, `retry_after_too_long`, `retry_budget_exhausted`, `deadline_exceeded`).
+///
+/// The retry loop does not call it for an error that was permanent on the first attempt: that
+/// is an ordinary failure for the caller to report, not a retry story.
+pub fn retry_gave_up(
+    upstream: &'static str,
+    attempts: u32,
+    reason: &'static str,
+    gave_up: &'static str,
+) {
+    tracing::event!(
+        target: RETRY_TARGET,
+        tracing::Level::WARN,
+        retry.upstream = upstream,
+        retry.attempts = attempts,
+        retry.reason = reason,
+        retry.gave_up = gave_up,
+        "gave up on {upstream} after {attempts} attempt(s) ({reason}): {gave_up}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    use super::*;
+    use crate::backoff::{Backoff, Jitter};
+    use crate::error::Retryable;
+    use crate::retry::RetryPolicy;
+
+    /// One captured event: its target, level and fields as text.
+    #[derive(Debug, Clone)]
+    struct Captured {
+        target: String,
+        level: tracing::Level,
+        fields: BTreeMap<String, String>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Captured>>>);
+
+    struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+    impl Visit for Fields<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_owned(), value.to_owned());
+        }
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            self.0.insert(field.name().to_owned(), value.to_string());
+        }
+        fn record_bool(&mut self, field: &Field, value: bool) {
+            self.0.insert(field.name().to_owned(), value.to_string());
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.insert(field.name().to_owned(), format!("{value:?}"));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut fields = BTreeMap::new();
+            event.record(&mut Fields(&mut fields));
+            self.0.lock().unwrap().push(Captured {
+                target: event.metadata().target().to_owned(),
+                level: *event.metadata().level(),
+                fields,
+            });
+        }
+    }
+
+    #[derive(Debug)]
+    struct RateLimited;
+    impl Retryable for RateLimited {
+        fn is_retryable(&self) -> bool {
+            true
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            Some(Duration::from_millis(1500))
+        }
+        fn reason(&self) -> &'static str {
+            "rate_limited"
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_retry_emits_an_event_with_upstream_attempt_reason_and_delay() {
+        let capture = Capture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+
+        let result = RetryPolicy::new()
+            .upstream("stripe")
+            .max_attempts(3)
+            .retry(|| async { Err::<(), _>(RateLimited) })
+            .await;
+        assert!(result.is_err());
+
+        let events = capture.0.lock().unwrap().clone();
+        assert!(events.iter().all(|e| e.target == RETRY_TARGET));
+        let retries: Vec<_> = events
+            .iter()
+            .filter(|e| e.level == tracing::Level::INFO)
+            .collect();
+        assert_eq!(retries.len(), 2, "{events:#?}");
+        for (i, event) in retries.iter().enumerate() {
+            let f = &event.fields;
+            assert_eq!(f["retry.upstream"], "stripe");
+            assert_eq!(f["retry.attempt"], (i + 1).to_string());
+            assert_eq!(f["retry.reason"], "rate_limited");
+            assert_eq!(f["retry.delay_ms"], "1500");
+            assert_eq!(f["retry.hinted"], "true");
+        }
+        let gave_up: Vec<_> = events
+            .iter()
+            .filter(|e| e.level == tracing::Level::WARN)
+            .collect();
+        assert_eq!(gave_up.len(), 1);
+        assert_eq!(gave_up[0].fields["retry.gave_up"], "attempts_exhausted");
+        assert_eq!(gave_up[0].fields["retry.attempts"], "3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn upstream_defaults_to_custom_and_backoff_delays_are_reported_in_ms() {
+        let capture = Capture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+
+        let _ = RetryPolicy::new()
+            .max_attempts(2)
+            .backoff(Backoff::new().jitter(Jitter::None))
+            .retry(|| async { Err::<(), _>(std::io::Error::from(std::io::ErrorKind::TimedOut)) })
+            .await;
+
+        let events = capture.0.lock().unwrap().clone();
+        let f = &events[0].fields;
+        assert_eq!(f["retry.upstream"], "custom");
+        assert_eq!(f["retry.reason"], "timeout");
+        assert_eq!(f["retry.delay_ms"], "200");
+        assert_eq!(f["retry.hinted"], "false");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_on_the_first_attempt_emits_nothing() {
+        let capture = Capture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+        let _ = RetryPolicy::new()
+            .retry(|| async { Err::<(), _>(std::io::Error::from(std::io::ErrorKind::NotFound)) })
+            .await;
+        assert!(capture.0.lock().unwrap().is_empty());
+    }
+}
