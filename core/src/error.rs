@@ -19,6 +19,7 @@ use http::StatusCode;
 
 use crate::hint::HintTooLong;
 use crate::limit::{ThrottleReason, Throttled};
+use crate::verdict::{Reason, Verdict};
 
 /// An error that knows whether trying again can help, and when.
 ///
@@ -152,15 +153,20 @@ pub const DECODE_BODY_CAP: usize = 4096;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error<A> {
-    /// The server answered with an error status and a typed error body.
+    /// The server answered with an error status (and, when it decoded, a typed error body).
     #[non_exhaustive]
     Api {
         /// The upstream that answered.
         upstream: &'static str,
         /// The HTTP status.
         status: StatusCode,
-        /// The provider's typed error body.
-        error: A,
+        /// The provider's typed error body, when the body decoded as one.
+        error: Option<A>,
+        /// The start of the body (at most [`DECODE_BODY_CAP`] bytes, lossy UTF-8) when it did
+        /// not decode as the typed error: what the server actually said (an HTML 502 page, …).
+        body: Option<String>,
+        /// Why the call failed, as the provider read the response.
+        reason: Reason,
         /// The provider's request id (`x-request-id`, `request-id`, …), for support tickets.
         request_id: Option<String>,
         /// The wait the server asked for (`Retry-After`, a reset header), if any.
@@ -230,6 +236,15 @@ pub enum Error<A> {
         /// What the transport said.
         message: String,
     },
+    /// The connection broke after the request was sent, and the request is known to be safe to
+    /// repeat (idempotent, or carrying an idempotency key).
+    #[non_exhaustive]
+    Interrupted {
+        /// The upstream whose connection broke.
+        upstream: &'static str,
+        /// What the transport said.
+        message: String,
+    },
     /// The request failed after it may have been processed, and it carries no idempotency key:
     /// a retry could duplicate the side effect (a second charge, a second SMS), so none was made.
     #[non_exhaustive]
@@ -253,20 +268,49 @@ pub enum Error<A> {
 }
 
 impl<A> Error<A> {
-    /// An API error from `status` and the typed body `error`; retryability defaults from the
-    /// status (408, 429 and 5xx except 501 are retryable), with no request id or hint.
+    /// An API error from `status` and the typed body `error`; retryability and reason default
+    /// from the status (408, 429 and 5xx except 501 are retryable), with no request id or hint.
     pub fn api(upstream: &'static str, status: StatusCode, error: A) -> Self {
+        Self::from_status(upstream, status, Some(error), None)
+    }
+
+    /// An API error whose body did not decode as the provider's typed error; keeps the first
+    /// [`DECODE_BODY_CAP`] bytes of `body` so the reader sees what the server said.
+    pub fn api_undecoded(upstream: &'static str, status: StatusCode, body: &[u8]) -> Self {
+        Self::from_status(upstream, status, None, Some(capped_text(body)))
+    }
+
+    fn from_status(
+        upstream: &'static str,
+        status: StatusCode,
+        error: Option<A>,
+        body: Option<String>,
+    ) -> Self {
         let retryable = status == StatusCode::REQUEST_TIMEOUT
             || status == StatusCode::TOO_MANY_REQUESTS
             || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
+        let reason = Verdict::from_status(status)
+            .reason()
+            .unwrap_or(Reason::Rejected);
         Self::Api {
             upstream,
             status,
             error,
+            body,
+            reason,
             request_id: None,
             retry_after: None,
             retryable,
         }
+    }
+
+    /// This error with the provider's reading of why it failed (an [`Error::Api`]; others are
+    /// unchanged).
+    pub fn with_reason(mut self, why: Reason) -> Self {
+        if let Self::Api { reason, .. } = &mut self {
+            *reason = why;
+        }
+        self
     }
 
     /// This error with the provider's request id (an [`Error::Api`]; others are unchanged).
@@ -349,12 +393,19 @@ impl<A> Error<A> {
         }
     }
 
+    /// The connection broke after the request was sent (and the request is safe to repeat).
+    pub fn interrupted(upstream: &'static str, message: impl Into<String>) -> Self {
+        Self::Interrupted {
+            upstream,
+            message: message.into(),
+        }
+    }
+
     /// The response did not decode; keeps the first [`DECODE_BODY_CAP`] bytes of `body`.
     pub fn decode(upstream: &'static str, body: &[u8], message: impl Into<String>) -> Self {
-        let kept = body.get(..DECODE_BODY_CAP).unwrap_or(body);
         Self::Decode {
             upstream,
-            body: String::from_utf8_lossy(kept).into_owned(),
+            body: capped_text(body),
             message: message.into(),
         }
     }
@@ -370,6 +421,7 @@ impl<A> Error<A> {
             | Self::DeadlineExceeded { upstream, .. }
             | Self::Timeout { upstream }
             | Self::Connect { upstream, .. }
+            | Self::Interrupted { upstream, .. }
             | Self::Ambiguous { upstream, .. }
             | Self::Decode { upstream, .. } => upstream,
         }
@@ -386,10 +438,15 @@ impl<A> Error<A> {
     /// The provider's typed error body, for an [`Error::Api`].
     pub fn api_error(&self) -> Option<&A> {
         match self {
-            Self::Api { error, .. } => Some(error),
+            Self::Api { error, .. } => error.as_ref(),
             _ => None,
         }
     }
+}
+
+fn capped_text(body: &[u8]) -> String {
+    let kept = body.get(..DECODE_BODY_CAP).unwrap_or(body);
+    String::from_utf8_lossy(kept).into_owned()
 }
 
 impl<A> Retryable for Error<A> {
@@ -404,7 +461,8 @@ impl<A> Retryable for Error<A> {
             | Self::RetryBudgetExhausted { .. }
             | Self::DeadlineExceeded { .. }
             | Self::Timeout { .. }
-            | Self::Connect { .. } => true,
+            | Self::Connect { .. }
+            | Self::Interrupted { .. } => true,
             Self::Ambiguous { .. } | Self::Decode { .. } => false,
         }
     }
@@ -421,7 +479,7 @@ impl<A> Retryable for Error<A> {
 
     fn reason(&self) -> &'static str {
         match self {
-            Self::Api { status, .. } => status_reason(*status),
+            Self::Api { reason, .. } => reason.as_str(),
             Self::Throttled { .. } => "throttled",
             Self::CircuitOpen { .. } => "circuit_open",
             Self::RetryAfterTooLong { .. } => "retry_after_too_long",
@@ -429,21 +487,10 @@ impl<A> Retryable for Error<A> {
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Timeout { .. } => "timeout",
             Self::Connect { .. } => "connect",
+            Self::Interrupted { .. } => "interrupted",
             Self::Ambiguous { .. } => "ambiguous",
             Self::Decode { .. } => "decode",
         }
-    }
-}
-
-fn status_reason(status: StatusCode) -> &'static str {
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        "rate_limited"
-    } else if status == StatusCode::REQUEST_TIMEOUT {
-        "timeout"
-    } else if status.is_server_error() {
-        "server_error"
-    } else {
-        "client_error"
     }
 }
 
@@ -454,12 +501,20 @@ impl<A: fmt::Display> fmt::Display for Error<A> {
             Self::Api {
                 status,
                 error,
+                body,
                 request_id,
                 retry_after,
                 retryable,
                 ..
             } => {
-                write!(f, "HTTP {status}: {error}")?;
+                write!(f, "HTTP {status}")?;
+                match (error, body) {
+                    (Some(error), _) => write!(f, ": {error}")?,
+                    (None, Some(body)) if !body.trim().is_empty() => {
+                        write!(f, ": {}", body.trim().chars().take(200).collect::<String>())?
+                    }
+                    _ => {}
+                }
                 if let Some(id) = request_id {
                     write!(f, " (request {id})")?;
                 }
@@ -504,6 +559,10 @@ impl<A: fmt::Display> fmt::Display for Error<A> {
                     "could not connect ({message}); nothing was sent, safe to retry"
                 )
             }
+            Self::Interrupted { message, .. } => write!(
+                f,
+                "connection interrupted after the request was sent ({message}); safe to retry"
+            ),
             Self::Ambiguous { message, .. } => write!(
                 f,
                 "request may have been processed ({message}); not retried because it has no idempotency key and a retry could duplicate"
@@ -520,7 +579,9 @@ impl<A: fmt::Display> fmt::Display for Error<A> {
 impl<A: std::error::Error + 'static> std::error::Error for Error<A> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Api { error, .. } => Some(error),
+            Self::Api {
+                error: Some(error), ..
+            } => Some(error),
             Self::Throttled { throttled, .. } => Some(throttled),
             Self::RetryAfterTooLong { hint, .. } => Some(hint),
             _ => None,
@@ -602,7 +663,34 @@ mod tests {
                 .ends_with("; not retryable, fix the request")
         );
         assert_eq!(e(502).reason(), "server_error");
-        assert_eq!(e(404).reason(), "client_error");
+        assert_eq!(e(404).reason(), "rejected");
+        assert_eq!(e(429).reason(), "rate_limited");
+        assert_eq!(
+            e(429).with_reason(Reason::QuotaExhausted).reason(),
+            "quota_exhausted"
+        );
+    }
+
+    #[test]
+    fn an_error_body_that_does_not_decode_is_kept_and_shown() {
+        let err: Error<StripeError> = Error::api_undecoded(
+            "stripe",
+            StatusCode::BAD_GATEWAY,
+            b"<html>502 Bad Gateway</html>",
+        );
+        assert!(err.api_error().is_none());
+        assert!(err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            "stripe: HTTP 502 Bad Gateway: <html>502 Bad Gateway</html>; retryable"
+        );
+        let huge = vec![b'x'; 10 * 1024 * 1024];
+        match Error::<StripeError>::api_undecoded("stripe", StatusCode::BAD_GATEWAY, &huge) {
+            Error::Api {
+                body: Some(body), ..
+            } => assert_eq!(body.len(), DECODE_BODY_CAP),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
