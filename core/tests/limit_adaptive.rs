@@ -50,7 +50,11 @@ const SENDING_RATES: [(bool, f64, f64, f64); 17] = [
 #[test]
 fn a_throttle_cuts_the_rate_to_seventy_percent_and_the_cubic_starts_there() {
     assert_close(7.0, cubic_throttle(10.0), "cubic_throttle(10)");
-    assert_close(7.0, cubic_success(1.0, 1.0, 10.0), "cubic_success at the throttle");
+    assert_close(
+        7.0,
+        cubic_success(1.0, 1.0, 10.0),
+        "cubic_success at the throttle",
+    );
     assert_close((10.0f64 * 0.3 / 0.4).cbrt(), time_window(10.0), "K");
 }
 
@@ -101,7 +105,11 @@ fn measured_send_rate_and_fill_rate_follow_the_aws_vectors_with_explicit_timesta
     let mut rate = AdaptiveRate::new(0.0);
     for (throttled, t, measured, fill) in SENDING_RATES {
         rate.update(t, throttled);
-        assert_close(measured, rate.measured_rate(), &format!("measured at t={t}"));
+        assert_close(
+            measured,
+            rate.measured_rate(),
+            &format!("measured at t={t}"),
+        );
         assert_close(fill, rate.fill_rate(), &format!("fill rate at t={t}"));
     }
 }
@@ -119,7 +127,11 @@ fn the_limiter_driven_by_its_clock_matches_the_aws_vectors() {
             Feedback::Accepted
         });
         let state = limiter.state();
-        assert_close(measured, state.measured_rate(), &format!("measured at t={t}"));
+        assert_close(
+            measured,
+            state.measured_rate(),
+            &format!("measured at t={t}"),
+        );
         assert_close(fill, state.fill_rate(), &format!("fill rate at t={t}"));
     }
 }
@@ -158,7 +170,11 @@ fn a_throttle_cuts_the_rate_in_use_by_beta() {
     limiter.feedback(Feedback::Throttled);
     let after = limiter.state();
     // Still disabled before the throttle: the measured rate is the rate in use.
-    assert_close(after.measured_rate(), after.last_max_rate(), "last max rate");
+    assert_close(
+        after.measured_rate(),
+        after.last_max_rate(),
+        "last max rate",
+    );
     assert_close(after.measured_rate() * BETA, after.fill_rate(), "fill rate");
 }
 
@@ -183,7 +199,11 @@ fn the_rate_never_exceeds_twice_the_measured_send_rate() {
         state.last_max_rate(),
     );
     assert!(cubic > 100.0, "cubic {cubic}");
-    assert_close(2.0 * state.measured_rate(), state.fill_rate(), "capped fill rate");
+    assert_close(
+        2.0 * state.measured_rate(),
+        state.fill_rate(),
+        "capped fill rate",
+    );
     assert!(state.fill_rate() < 3.0, "{state:?}");
 }
 
@@ -209,7 +229,10 @@ fn a_refused_call_says_when_the_bucket_has_its_tokens() {
     let refused = limiter.try_acquire(&Cost::request()).unwrap_err();
     assert_eq!(refused.reason, ThrottleReason::WouldWait);
     let wait = refused.retry_after(clock.now()).unwrap();
-    assert!((wait.as_secs_f64() - 2.0).abs() < 1e-3, "1 token at 0.5/s: {wait:?}");
+    assert!(
+        (wait.as_secs_f64() - 2.0).abs() < 1e-3,
+        "1 token at 0.5/s: {wait:?}"
+    );
     clock.advance(Duration::from_secs(2));
     assert!(limiter.try_acquire(&Cost::request()).is_ok());
 }
@@ -270,10 +293,14 @@ async fn an_enabled_limiter_paces_a_burst_at_its_fill_rate() {
     times.sort_by(f64::total_cmp);
     for (i, t) in times.iter().enumerate() {
         let expected = 2.0 * (i as f64 + 1.0);
-        assert!((t - expected).abs() < 0.01, "call {i} at {t}s, expected {expected}s");
+        assert!(
+            (t - expected).abs() < 0.01,
+            "call {i} at {t}s, expected {expected}s"
+        );
     }
 }
 
+#[allow(clippy::unwrap_used)] // a test helper: no runtime, no test
 fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()

@@ -6,7 +6,12 @@
 //! `Retry-After` either (stripe-python dropped its support as unused). Nothing tells a client
 //! the limit, so it has to find it: slow down sharply on each throttle, then probe back up.
 //! The AWS SDKs solved exactly this with a CUBIC-style controller (TCP CUBIC's window growth,
-//! applied to a request rate), and this module reproduces it number for number.
+//! applied to a request rate), and this module reproduces it number for number. GitHub's
+//! secondary limits (undisclosed triggers, "no way to check" their status) are the same kind.
+//!
+//! Feed it [`Feedback::Throttled`] only for load signals: a Stripe `429` with
+//! `code: lock_timeout` is contention on one object, and an OpenAI `insufficient_quota` is
+//! billing; slowing every call down helps neither.
 //!
 //! # The algorithm
 //!
@@ -248,6 +253,7 @@ impl AdaptiveRate {
 /// [`TokioClock`]; the constants are AWS's ([`BETA`], [`SCALE_CONSTANT`], [`SMOOTH`],
 /// [`MIN_FILL_RATE`], [`MIN_CAPACITY`]).
 pub struct AdaptiveLimiter {
+    budget: BudgetName,
     clock: SharedClock,
     line: Turnstile<AdaptiveState>,
 }
@@ -258,6 +264,7 @@ impl AdaptiveLimiter {
         let clock = TokioClock::shared();
         let origin = clock.now();
         Self {
+            budget: BudgetName::REQUESTS,
             clock,
             line: Turnstile::new(AdaptiveState {
                 budget: BudgetName::REQUESTS,
@@ -268,8 +275,9 @@ impl AdaptiveLimiter {
     }
 
     /// Spends costs of `budget` instead of requests. Default [`BudgetName::REQUESTS`].
-    pub fn budget(self, budget: impl Into<BudgetName>) -> Self {
-        let budget = budget.into();
+    pub fn budget(mut self, budget: impl Into<BudgetName>) -> Self {
+        self.budget = budget.into();
+        let budget = self.budget.clone();
         self.line.inspect(|s| s.budget = budget);
         self
     }
@@ -296,7 +304,7 @@ impl AdaptiveLimiter {
     }
 
     fn amount(&self, cost: &Cost) -> u64 {
-        self.line.inspect(|s| cost.amount(&s.budget))
+        cost.amount(&self.budget)
     }
 }
 

@@ -8,6 +8,13 @@
 //! | GitHub | `x-ratelimit-{limit,remaining,reset,resource}` | UTC epoch seconds | one hourly window per resource (`core`, `search`, …) |
 //! | SendGrid | `X-RateLimit-{Limit,Remaining,Reset}` | UTC epoch seconds | one window per endpoint; blocked "for the remainder of the refresh period" once spent |
 //!
+//! They all report a fixed budget and its reset, and punish spending past it: GitHub answers
+//! `403`/`429` with `x-ratelimit-remaining: 0` and its docs say to wait until
+//! `x-ratelimit-reset` (continuing "may result in the banning of your integration"); SendGrid
+//! blocks the endpoint for the rest of the refresh period; OpenAI counts even failed requests
+//! against the per-minute limits. So the pacer spends what the server says is left, no faster
+//! than the time left allows, and stops at zero until the reset.
+//!
 //! The provider crate turns those headers into a [`QuotaSnapshot`] (`limit`, `remaining`,
 //! `reset_at` on the caller's monotonic clock) and the pacer does the rest. One pacer per
 //! budget: a GitHub client keeps one per `x-ratelimit-resource`, a SendGrid client one per
@@ -25,7 +32,8 @@
 //!   when the theoretical arrival time `tat ≤ now + τ`, and pushes `tat` to
 //!   `max(tat, now) + c × T`. `T` and `τ` are recomputed at every call from the current `A` and
 //!   `L`, so a window that starts with 5,000 of GitHub's requests and an hour to go admits about
-//!   250 at once and then one every 0.72 s, rather than spending the hour in the first second.
+//!   250 at once and then about one every 0.75 s, rather than spending the hour in the first
+//!   second.
 //! * **Counts its own admissions.** Every admission spends from the local estimate, so calls in
 //!   flight, not yet reported by any response, are not admitted twice: 50 concurrent callers
 //!   after `remaining: 10` get 10 admissions before the reset, not 50.
@@ -95,6 +103,7 @@ use crate::clock::{SharedClock, TokioClock};
 /// no initial limit (admit freely until the first snapshot), burst share 5 %, same-window
 /// tolerance 1 s, [`TokioClock`].
 pub struct QuotaPacer {
+    budget: BudgetName,
     clock: SharedClock,
     line: Turnstile<PacerState>,
 }
@@ -108,9 +117,11 @@ impl QuotaPacer {
 
     /// A pacer for `budget` that admits freely until the server reports the budget.
     pub fn new(budget: impl Into<BudgetName>) -> Self {
+        let budget = budget.into();
         Self {
             clock: TokioClock::shared(),
-            line: Turnstile::new(PacerState::new(budget.into())),
+            line: Turnstile::new(PacerState::new(budget.clone())),
+            budget,
         }
     }
 
@@ -148,8 +159,8 @@ impl QuotaPacer {
     }
 
     /// The budget this pacer guards.
-    pub fn budget(&self) -> BudgetName {
-        self.line.inspect(|s| s.budget.clone())
+    pub fn budget(&self) -> &BudgetName {
+        &self.budget
     }
 
     /// The local estimate of what is left before the reset (`None`: no window known, admits
@@ -182,7 +193,7 @@ impl QuotaPacer {
     }
 
     fn amount(&self, cost: &Cost) -> u64 {
-        self.line.inspect(|s| cost.amount(&s.budget))
+        cost.amount(&self.budget)
     }
 }
 
@@ -374,8 +385,8 @@ impl PacerState {
                 .min(limit.unwrap_or(u64::MAX));
             // Give the refunded units' place in the schedule back too.
             if let (Some(tat), Some((interval, _))) = (self.tat, pace) {
-                let back = Duration::try_from_secs_f64(interval * refund as f64)
-                    .unwrap_or(Duration::MAX);
+                let back =
+                    Duration::try_from_secs_f64(interval * refund as f64).unwrap_or(Duration::MAX);
                 self.tat = tat.checked_sub(back).or(Some(now));
             }
         } else {

@@ -273,10 +273,24 @@ pub(crate) fn later(t: Instant, secs: f64) -> Instant {
     } else {
         Duration::try_from_secs_f64(secs).unwrap_or(FAR)
     };
-    t.checked_add(d)
-        .or_else(|| t.checked_add(FAR))
-        .unwrap_or(t)
+    t.checked_add(d).or_else(|| t.checked_add(FAR)).unwrap_or(t)
 }
 
 /// "Never" for a wait: about 30 years, far enough, and representable as an `Instant` offset.
 const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn later_saturates_instead_of_overflowing_on_absurd_waits() {
+        let now = ManualClock::new().now();
+        assert_eq!(later(now, f64::NAN), now);
+        assert_eq!(later(now, -3.0), now);
+        assert_eq!(later(now, 1.5), now + Duration::from_millis(1500));
+        assert!(later(now, f64::INFINITY) >= now + FAR);
+        assert!(later(now, 1e300) >= now + FAR);
+    }
+}
