@@ -167,3 +167,11 @@ pub trait Limiter: Send + Sync + fmt::Debug {
         let _ = (reserved, actual);
     }
 }
+
+mod turnstile;
+
+pub mod adaptive;
+pub mod pacer;
+
+pub use adaptive::AdaptiveLimiter;
+pub use pacer::QuotaPacer;
