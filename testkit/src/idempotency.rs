@@ -141,6 +141,7 @@ impl IdempotencyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ratewise_core::clock::{Clock, ManualClock};
 
     fn stored() -> Stored {
         Stored {
@@ -152,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_key_replays_after_completion_and_expires_after_its_ttl() {
-        let t0 = Instant::now();
+        let t0 = ManualClock::new().now();
         let mut store = IdempotencyStore::new(Duration::from_secs(60));
         let op: Arc<str> = Arc::from("POST /v1/charges");
         let body = Bytes::from_static(b"amount=1");
@@ -170,7 +171,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_key_can_be_used_again() {
-        let t0 = Instant::now();
+        let t0 = ManualClock::new().now();
         let mut store = IdempotencyStore::new(Duration::from_secs(60));
         let op: Arc<str> = Arc::from("POST /v1/charges");
         let body = Bytes::new();

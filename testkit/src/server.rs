@@ -99,13 +99,12 @@ impl SimServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Self::SHUTDOWN_GRACE, &mut task)
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Self::SHUTDOWN_GRACE, &mut task)
                 .await
                 .is_err()
-            {
-                task.abort();
-            }
+        {
+            task.abort();
         }
     }
 }
@@ -126,7 +125,11 @@ async fn handle(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return (http::StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+        return (
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        )
+            .into_response();
     };
     let request = http::Request::from_parts(parts, body);
     let reply = match upstream.spawn(request) {
@@ -169,9 +172,8 @@ struct Connection(Arc<KillSwitch>);
 impl Connection {
     fn kill(&self) {
         self.0.killed.store(true, Ordering::SeqCst);
-        let wakers = std::mem::take(
-            &mut *self.0.wakers.lock().unwrap_or_else(PoisonError::into_inner),
-        );
+        let wakers =
+            std::mem::take(&mut *self.0.wakers.lock().unwrap_or_else(PoisonError::into_inner));
         for waker in wakers {
             waker.wake();
         }

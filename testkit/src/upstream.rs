@@ -503,10 +503,7 @@ impl Exchange {
             Reply::Response(r) => Outcome::Answered(r.status()),
             Reply::Reset => Outcome::Reset,
         };
-        let finished = inner
-            .clock
-            .now()
-            .saturating_duration_since(inner.start);
+        let finished = inner.clock.now().saturating_duration_since(inner.start);
         inner.ledger.finish(LedgerEntry {
             index: self.index,
             arrived: self.arrived,

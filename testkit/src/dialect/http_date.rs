@@ -87,7 +87,10 @@ mod tests {
     fn http_date_handles_the_epoch_and_leap_days() {
         assert_eq!(http_date(at(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(at(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(http_date(at(1_767_225_600)), "Thu, 01 Jan 2026 00:00:00 GMT");
+        assert_eq!(
+            http_date(at(1_767_225_600)),
+            "Thu, 01 Jan 2026 00:00:00 GMT"
+        );
     }
 
     #[test]

@@ -82,10 +82,11 @@ fn duration_from_nanos(nanos: u128) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ratewise_core::clock::{Clock, ManualClock};
 
     #[test]
     fn a_window_admits_its_limit_and_reopens_at_the_boundary() {
-        let t0 = Instant::now();
+        let t0 = ManualClock::new().now();
         let mut window = FixedWindow::new(2, Duration::from_secs(10), t0);
         let t = t0 + Duration::from_secs(4);
         for _ in 0..2 {

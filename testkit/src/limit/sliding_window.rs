@@ -75,10 +75,11 @@ impl SlidingWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ratewise_core::clock::{Clock, ManualClock};
 
     #[test]
     fn the_window_slides_one_request_at_a_time() {
-        let t0 = Instant::now();
+        let t0 = ManualClock::new().now();
         let mut window = SlidingWindow::new(2, Duration::from_secs(10));
         window.charge(t0);
         window.charge(t0 + Duration::from_secs(5));
@@ -90,7 +91,7 @@ mod tests {
 
     #[test]
     fn counted_failures_keep_the_window_full() {
-        let t0 = Instant::now();
+        let t0 = ManualClock::new().now();
         let mut window = SlidingWindow::new(1, Duration::from_secs(10));
         window.charge(t0);
         window.charge(t0 + Duration::from_secs(9));

@@ -80,10 +80,11 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ratewise_core::clock::{Clock, ManualClock};
 
     #[test]
     fn a_full_bucket_admits_its_burst_then_says_when_the_next_token_arrives() {
-        let t0 = Instant::now();
+        let t0 = ManualClock::new().now();
         let mut bucket = TokenBucket::new(2.0, 3, t0);
         for _ in 0..3 {
             assert_eq!(bucket.check(t0), Ok(()));
@@ -99,7 +100,7 @@ mod tests {
 
     #[test]
     fn charging_an_empty_bucket_goes_into_bounded_debt() {
-        let t0 = Instant::now();
+        let t0 = ManualClock::new().now();
         let mut bucket = TokenBucket::new(1.0, 2, t0);
         for _ in 0..10 {
             bucket.charge(t0);
@@ -109,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_bucket_without_refill_never_promises_a_token() {
-        let t0 = Instant::now();
+        let t0 = ManualClock::new().now();
         let mut bucket = TokenBucket::new(f64::NAN, 1, t0);
         bucket.charge(t0);
         assert_eq!(bucket.check(t0 + Duration::from_secs(3600)), Err(None));
