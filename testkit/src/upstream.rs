@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -262,6 +262,7 @@ struct Exchange {
     index: u64,
     operation: Arc<str>,
     arrived: Duration,
+    arrived_wall: SystemTime,
     side_effect: bool,
     ledger_key: String,
     latency: Duration,
@@ -439,6 +440,7 @@ impl SimUpstream {
             index,
             operation,
             arrived,
+            arrived_wall: wall,
             side_effect,
             ledger_key,
             latency,
@@ -490,7 +492,9 @@ impl Exchange {
                     inner.lock().idempotency.complete(&key, stored);
                     self.guard.key = None;
                 }
-                let ctx = ResponseContext::new(wall, &self.operation).with_limits(&self.statuses);
+                // The limits' state was taken at arrival: report it against the same wall time.
+                let ctx = ResponseContext::new(self.arrived_wall, &self.operation)
+                    .with_limits(&self.statuses);
                 inner.dialect.decorate(response.headers_mut(), &ctx);
                 Reply::Response(response)
             }
