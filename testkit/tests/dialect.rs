@@ -1,5 +1,7 @@
 //! The generic dialect's wall-clock headers, and a custom dialect plugged into the engine.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may unwrap
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

@@ -1,5 +1,7 @@
 //! The fault plan, in virtual time: scripted and seeded faults, and the ambiguous failures.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may unwrap
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -1,5 +1,7 @@
 //! The idempotency store's three behaviours, and exactly-once across an ambiguous failure.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may unwrap
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -1,5 +1,7 @@
 //! Server-side limits, through the in-memory transport in virtual time.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may unwrap
+
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;

@@ -1,5 +1,7 @@
 //! Virtual time at scale: many clients, long simulated runs, seconds of wall time.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may unwrap
+
 use std::time::Duration;
 
 use bytes::Bytes;

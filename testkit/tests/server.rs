@@ -1,5 +1,7 @@
 //! The simulated upstream over real HTTP (real time, real sockets, generous bounds).
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may unwrap
+
 use std::time::Duration;
 
 use http::StatusCode;
