@@ -1,7 +1,62 @@
 //! Simulated rate-limited upstreams for ratewise's tests, examples and benchmarks.
 //!
-//! The simulator (virtual-time transport, loopback server, server-side limit algorithms, fault
-//! plans and a side-effect ledger) lands with the pipeline; this crate re-exports the core's
-//! manual clock so tests can already drive time by hand.
+//! One scenario, two ways to reach it:
+//!
+//! - [`SimTransport`]: an in-memory [`Transport`](ratewise_core::transport::Transport) that runs
+//!   the upstream in tokio's virtual time (`#[tokio::test(start_paused = true)]`): thousands of
+//!   clients and hours of traffic in seconds, the same way for the same seed.
+//! - [`SimServer`]: the same upstream over real HTTP on `127.0.0.1:0`, where faults that need a
+//!   socket (a connection reset after the server committed) are real.
+//!
+//! The scenario is a [`SimUpstream`]: server-side [limits](limit) (token bucket, fixed and
+//! sliding windows, concurrency; global, per operation or per header value; several at once), a
+//! [`FaultPlan`] (scripted or seeded), an idempotency store with Stripe's semantics, a
+//! [`Dialect`] (how throttles, errors and quota headers look), a [`Handler`] for the success
+//! path and a [`Ledger`] that counts side effects so "exactly once" is an assertion.
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use ratewise_core::transport::Transport;
+//! use ratewise_testkit::{ServerLimit, SimUpstream};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let upstream = SimUpstream::builder()
+//!     .limit(ServerLimit::token_bucket(1.0, 2))
+//!     .build();
+//! let transport = upstream.transport();
+//! for _ in 0..3 {
+//!     let request = http::Request::post("http://sim/v1/charges").body(Bytes::new()).unwrap();
+//!     let _ = transport.send(request, Duration::from_secs(5)).await;
+//! }
+//! assert_eq!(upstream.ledger().throttled(), 1);
+//! assert_eq!(upstream.ledger().side_effects("POST /v1/charges"), 2);
+//! # }
+//! ```
+//!
+//! Decisions where the brief was silent: fault rules are checked before limits (a server that
+//! is down does not rate-limit); a throttled or faulted request stores no idempotent result, so
+//! its retry runs; latency (default 10 ms) applies to every response and the side effect commits
+//! at its end, so a request is "in flight" (409 for its key, holding its concurrency slot) for
+//! that long; the ledger keys a side effect by its idempotency key, else by a hash of its body.
 
+pub mod dialect;
+mod fault;
+mod handler;
+mod idempotency;
+mod ledger;
+pub mod limit;
+mod server;
+mod transport;
+mod upstream;
+
+pub use dialect::{Dialect, GenericDialect, ResponseContext, RetryAfterFormat};
+pub use fault::{Fault, FaultPlan};
+pub use handler::{EchoHandler, Handler, HandlerContext};
+pub use idempotency::IdempotencyError;
+pub use ledger::{Ledger, LedgerEntry, Outcome};
+pub use limit::{Algorithm, LimitStatus, Scope, ServerLimit};
 pub use ratewise_core::clock::ManualClock;
+pub use server::SimServer;
+pub use transport::SimTransport;
+pub use upstream::{Reply, SimUpstream, SimUpstreamBuilder};
