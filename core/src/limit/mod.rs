@@ -167,3 +167,17 @@ pub trait Limiter: Send + Sync + fmt::Debug {
         let _ = (reserved, actual);
     }
 }
+
+mod reservation;
+
+pub mod composite;
+pub mod concurrency;
+pub mod fixed_window;
+pub mod gcra;
+pub mod sliding_window;
+
+pub use composite::CompositeLimiter;
+pub use concurrency::ConcurrencyLimiter;
+pub use fixed_window::FixedWindowLimiter;
+pub use gcra::{GcraLimiter, Rate};
+pub use sliding_window::SlidingWindowLimiter;
