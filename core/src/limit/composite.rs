@@ -17,14 +17,16 @@
 //!
 //! # Waiting strategy
 //!
-//! Each member is first tried without waiting. If it refuses with a wait that could help
-//! ([`ThrottleReason::WouldWait`] or [`ThrottleReason::QuotaExhausted`]), the composite waits on
-//! that member with what is left of `max_wait`, then goes on to the next member. Members already
-//! admitted stay charged while a later one makes the call wait, so their charge is taken up to
-//! `max_wait` before the call is sent: the count stays within their quota, but calls admitted by
-//! an earlier member at different times may leave together. Put the budget most likely to make
-//! callers wait first (tokens before requests for OpenAI; a rate before a concurrency limit).
-//! When nothing has to wait, `acquire` never reads the clock.
+//! Members are tried in order without waiting. When one refuses with a wait that could help
+//! ([`ThrottleReason::WouldWait`] or [`ThrottleReason::QuotaExhausted`]), the composite gives
+//! back everything held so far, waits on that member alone with what is left of `max_wait`
+//! (taking its FIFO place there), and then charges the other members again from the first. So
+//! every member is charged at the instant the call is admitted: a call never holds one budget
+//! while it waits for another, and each member's quota holds for the calls as they are sent.
+//! The price: a refund a GCRA member cannot take while callers queue on it is dropped (the
+//! limiter errs slow), and FIFO holds per member rather than across the whole composite. Put the
+//! budget most likely to make callers wait first (tokens before requests for OpenAI). When
+//! nothing has to wait, `acquire` never reads the clock and allocates nothing but its future.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,25 +91,56 @@ impl CompositeLimiter {
     }
 }
 
-/// Refunds the members that admitted a call unless the whole call was admitted.
-struct Rollback<'a> {
+/// What one call holds from the members so far; dropped unless committed, it gives it all back.
+///
+/// The members holding a charge are those before `prefix` plus `extra` (the member the call last
+/// waited on).
+struct Held<'a> {
     members: &'a [Arc<dyn Limiter>],
     cost: &'a Cost,
-    admitted: usize,
+    prefix: usize,
+    extra: Option<usize>,
+    permit: Permit,
 }
 
-impl Rollback<'_> {
-    fn commit(mut self) {
-        self.admitted = 0;
+impl<'a> Held<'a> {
+    fn new(members: &'a [Arc<dyn Limiter>], cost: &'a Cost) -> Self {
+        Self {
+            members,
+            cost,
+            prefix: 0,
+            extra: None,
+            permit: Permit::empty(),
+        }
+    }
+
+    /// Releases every slot and refunds every charge held so far.
+    fn release(&mut self) {
+        drop(std::mem::take(&mut self.permit));
+        let none = Cost::none();
+        for member in self.members.iter().take(self.prefix) {
+            member.reconcile(self.cost, &none);
+        }
+        if let Some(extra) = self.extra.filter(|e| *e >= self.prefix) {
+            if let Some(member) = self.members.get(extra) {
+                member.reconcile(self.cost, &none);
+            }
+        }
+        self.prefix = 0;
+        self.extra = None;
+    }
+
+    /// Keeps everything: the call is admitted.
+    fn commit(mut self) -> Permit {
+        self.prefix = 0;
+        self.extra = None;
+        std::mem::take(&mut self.permit)
     }
 }
 
-impl Drop for Rollback<'_> {
+impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let none = Cost::none();
-        for member in self.members.iter().take(self.admitted) {
-            member.reconcile(self.cost, &none);
-        }
+        self.release();
     }
 }
 
@@ -122,48 +155,51 @@ fn waiting_may_help(refusal: &Throttled) -> bool {
 impl Limiter for CompositeLimiter {
     #[inline]
     fn try_acquire(&self, cost: &Cost) -> Result<Permit, Throttled> {
-        let mut rollback = Rollback {
-            members: &self.members,
-            cost,
-            admitted: 0,
-        };
-        let mut permit = Permit::empty();
+        let mut held = Held::new(&self.members, cost);
         for member in &self.members {
-            // On refusal, `permit` and then `rollback` drop: slots are released, charges refunded.
-            permit = permit.merge(member.try_acquire(cost)?);
-            rollback.admitted = rollback.admitted.saturating_add(1);
+            // On refusal, `held` drops: slots are released and charges refunded.
+            let permit = member.try_acquire(cost)?;
+            held.permit = std::mem::take(&mut held.permit).merge(permit);
+            held.prefix = held.prefix.saturating_add(1);
         }
-        rollback.commit();
-        Ok(permit)
+        Ok(held.commit())
     }
 
     async fn acquire(&self, cost: &Cost, max_wait: Duration) -> Result<Permit, Throttled> {
-        let mut rollback = Rollback {
-            members: &self.members,
-            cost,
-            admitted: 0,
-        };
-        let mut permit = Permit::empty();
+        let mut held = Held::new(&self.members, cost);
         let mut deadline = None;
-        for member in &self.members {
-            let admitted = match member.try_acquire(cost) {
-                Ok(p) => p,
+        let mut index = 0;
+        while let Some(member) = self.members.get(index) {
+            let next = index.saturating_add(1);
+            if held.extra == Some(index) {
+                held.prefix = next;
+                index = next;
+                continue;
+            }
+            match member.try_acquire(cost) {
+                Ok(permit) => {
+                    held.permit = std::mem::take(&mut held.permit).merge(permit);
+                    held.prefix = next;
+                    index = next;
+                }
                 Err(refusal) if waiting_may_help(&refusal) && !max_wait.is_zero() => {
+                    // Give back what is held, wait on this member alone, then charge the
+                    // others again: every charge is taken at the instant the call is admitted.
+                    held.release();
                     let deadline =
                         *deadline.get_or_insert_with(|| self.clock.now().checked_add(max_wait));
                     let left = match deadline {
                         Some(deadline) => deadline.saturating_duration_since(self.clock.now()),
                         None => max_wait,
                     };
-                    member.acquire(cost, left).await?
+                    held.permit = member.acquire(cost, left).await?;
+                    held.extra = Some(index);
+                    index = 0;
                 }
                 Err(refusal) => return Err(refusal),
-            };
-            permit = permit.merge(admitted);
-            rollback.admitted = rollback.admitted.saturating_add(1);
+            }
         }
-        rollback.commit();
-        Ok(permit)
+        Ok(held.commit())
     }
 
     fn observe(&self, snapshot: &QuotaSnapshot) {
@@ -209,7 +245,7 @@ mod tests {
     fn a_call_is_admitted_only_when_every_budget_admits_it() {
         let clock = ManualClock::new();
         let (requests, tokens, composite) = openai(&clock);
-        composite
+        let _ = composite
             .try_acquire(&Cost::request().with(BudgetName::TOKENS, 600))
             .unwrap();
         assert_eq!((requests.available(), tokens.available()), (2, 400));
@@ -237,7 +273,7 @@ mod tests {
         let clock = ManualClock::new();
         let (requests, tokens, composite) = openai(&clock);
         let cost = Cost::request().with(BudgetName::TOKENS, 900);
-        composite.try_acquire(&cost).unwrap();
+        let _ = composite.try_acquire(&cost).unwrap();
         composite.reconcile(&cost, &Cost::request().with(BudgetName::TOKENS, 100));
         assert_eq!((requests.available(), tokens.available()), (2, 900));
         let now = clock.now();
@@ -255,9 +291,9 @@ mod tests {
         let composite = CompositeLimiter::new().with(requests.clone()).with(tokens.clone());
         let start = tokio::time::Instant::now();
         let cost = Cost::request().with("tokens", 100);
-        composite.acquire(&cost, Duration::ZERO).await.unwrap();
+        let _ = composite.acquire(&cost, Duration::ZERO).await.unwrap();
         // Requests are back after 1 s and tokens after 1 s: one wait, not two.
-        composite.acquire(&cost, Duration::from_secs(1)).await.unwrap();
+        let _ = composite.acquire(&cost, Duration::from_secs(1)).await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         // Too far for either: refused at once and nothing stays charged.
         let err = composite
@@ -274,7 +310,7 @@ mod tests {
     async fn a_cancelled_acquire_refunds_the_members_already_admitted() {
         let slots = Arc::new(ConcurrencyLimiter::new(1));
         let rate = Arc::new(GcraLimiter::new(Rate::per_second(1)).burst(1));
-        rate.try_acquire(&Cost::request()).unwrap();
+        let _ = rate.try_acquire(&Cost::request()).unwrap();
         let composite = CompositeLimiter::new().with(slots.clone()).with(rate.clone());
         let cancelled = tokio::time::timeout(
             Duration::from_millis(100),

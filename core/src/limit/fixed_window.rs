@@ -342,7 +342,7 @@ mod tests {
         let (clock, limiter) = manual(3, Duration::from_secs(10));
         clock.advance(Duration::from_secs(4));
         for _ in 0..3 {
-            limiter.try_acquire(&Cost::request()).unwrap();
+            let _ = limiter.try_acquire(&Cost::request()).unwrap();
         }
         let err = limiter.try_acquire(&Cost::request()).unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn costs_above_one_and_above_the_limit() {
         let (_clock, limiter) = manual(10, Duration::from_secs(1));
-        limiter.try_acquire(&Cost::none().with("requests", 8)).unwrap();
+        let _ = limiter.try_acquire(&Cost::none().with("requests", 8)).unwrap();
         assert!(limiter.try_acquire(&Cost::none().with("requests", 3)).is_err());
         let err = limiter.try_acquire(&Cost::none().with("requests", 11)).unwrap_err();
         assert_eq!(err.reason, ThrottleReason::ExceedsCapacity);
@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn set_limit_mid_window_applies_at_once() {
         let (_clock, limiter) = manual(2, Duration::from_secs(1));
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
         limiter.set_limit(5);
         assert_eq!(limiter.available(), 4);
     }
@@ -388,7 +388,7 @@ mod tests {
     fn reconcile_refunds_and_charges_the_current_window() {
         let (_clock, limiter) = manual(10, Duration::from_secs(1));
         let cost = Cost::none().with("requests", 6);
-        limiter.try_acquire(&cost).unwrap();
+        let _ = limiter.try_acquire(&cost).unwrap();
         limiter.reconcile(&cost, &Cost::none());
         assert_eq!(limiter.available(), 10);
         limiter.reconcile(&Cost::none(), &cost);
@@ -399,21 +399,21 @@ mod tests {
     async fn acquire_waits_for_the_next_window_within_max_wait() {
         let limiter = FixedWindowLimiter::new(1, Duration::from_secs(10));
         let start = tokio::time::Instant::now();
-        limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
+        let _ = limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
         let err = limiter
             .acquire(&Cost::request(), Duration::from_secs(9))
             .await
             .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
         assert_eq!(start.elapsed(), Duration::ZERO);
-        limiter.acquire(&Cost::request(), Duration::from_secs(10)).await.unwrap();
+        let _ = limiter.acquire(&Cost::request(), Duration::from_secs(10)).await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiter_frees_its_reservation() {
         let limiter = Arc::new(FixedWindowLimiter::new(2, Duration::from_secs(10)));
-        limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
+        let _ = limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
         let cancelled = tokio::time::timeout(
             Duration::from_secs(1),
             limiter.acquire(&Cost::none().with("requests", 2), Duration::from_secs(60)),
@@ -427,20 +427,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_large_waiter_is_not_overtaken_by_small_ones() {
         let limiter = Arc::new(FixedWindowLimiter::new(4, Duration::from_secs(1)));
-        limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
+        let _ = limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
         let big = {
             let limiter = limiter.clone();
             tokio::spawn(async move {
                 let cost = Cost::none().with("requests", 4);
-                limiter.acquire(&cost, Duration::from_secs(5)).await.unwrap();
+                let _ = limiter.acquire(&cost, Duration::from_secs(5)).await.unwrap();
                 tokio::time::Instant::now()
             })
         };
         tokio::task::yield_now().await;
         // Room remains in the current window, but the big waiter arrived first.
         assert!(limiter.try_acquire(&Cost::request()).is_err());
-        let small = limiter.acquire(&Cost::request(), Duration::from_secs(5)).await;
-        small.unwrap();
+        let _ = limiter.acquire(&Cost::request(), Duration::from_secs(5)).await.unwrap();
         let small_at = tokio::time::Instant::now();
         assert!(big.await.unwrap() <= small_at);
     }

@@ -406,20 +406,20 @@ mod tests {
     fn a_full_bucket_admits_the_burst_then_one_unit_per_interval() {
         let (clock, limiter) = manual(Rate::per_second(10), 5);
         for _ in 0..5 {
-            limiter.try_acquire(&Cost::request()).unwrap();
+            let _ = limiter.try_acquire(&Cost::request()).unwrap();
         }
         let err = limiter.try_acquire(&Cost::request()).unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
         assert_eq!(err.retry_after(clock.now()), Some(Duration::from_millis(100)));
         clock.advance(Duration::from_millis(100));
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
         assert!(limiter.try_acquire(&Cost::request()).is_err());
     }
 
     #[test]
     fn a_cost_above_one_spends_that_many_units() {
         let (clock, limiter) = manual(Rate::per_second(10), 10);
-        limiter.try_acquire(&Cost::none().with("requests", 7)).unwrap();
+        let _ = limiter.try_acquire(&Cost::none().with("requests", 7)).unwrap();
         assert_eq!(limiter.available(), 3);
         let err = limiter.try_acquire(&Cost::none().with("requests", 4)).unwrap_err();
         assert_eq!(err.retry_after(clock.now()), Some(Duration::from_millis(100)));
@@ -437,24 +437,24 @@ mod tests {
     #[test]
     fn a_cost_that_does_not_name_the_budget_passes_freely() {
         let (_clock, limiter) = manual(Rate::per_second(1), 1);
-        limiter.try_acquire(&Cost::request()).unwrap();
-        limiter.try_acquire(&Cost::none().with("tokens", 1_000)).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::none().with("tokens", 1_000)).unwrap();
     }
 
     #[test]
     fn set_quota_mid_run_changes_the_rate_of_later_admissions() {
         let (clock, limiter) = manual(Rate::per_second(1), 1);
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
         limiter.set_quota(Rate::per_second(100), 10);
         assert_eq!(limiter.quota(), (Rate::per_second(100), 10));
         // The reserved second stays reserved; after it, the new rate applies.
         clock.advance(Duration::from_secs(1));
         for _ in 0..10 {
-            limiter.try_acquire(&Cost::request()).unwrap();
+            let _ = limiter.try_acquire(&Cost::request()).unwrap();
         }
         assert!(limiter.try_acquire(&Cost::request()).is_err());
         clock.advance(Duration::from_millis(10));
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
     }
 
     #[test]
@@ -481,7 +481,7 @@ mod tests {
         assert_eq!(err.reason, ThrottleReason::QuotaExhausted);
         assert_eq!(err.until, Some(reset));
         clock.advance(Duration::from_secs(30));
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
         let err = limiter.try_acquire(&Cost::request()).unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
         assert_eq!(err.retry_after(clock.now()), Some(Duration::from_millis(100)));
@@ -492,11 +492,11 @@ mod tests {
         let (_clock, limiter) = manual(Rate::per_minute(1_000), 1_000);
         let limiter = limiter.budget(BudgetName::TOKENS);
         let estimate = Cost::none().with(BudgetName::TOKENS, 800);
-        limiter.try_acquire(&estimate).unwrap();
+        let _ = limiter.try_acquire(&estimate).unwrap();
         assert_eq!(limiter.available(), 200);
         limiter.reconcile(&estimate, &Cost::none());
         assert_eq!(limiter.available(), 1_000);
-        limiter.try_acquire(&estimate).unwrap();
+        let _ = limiter.try_acquire(&estimate).unwrap();
         limiter.reconcile(&estimate, &Cost::none().with(BudgetName::TOKENS, 950));
         assert_eq!(limiter.available(), 50);
         limiter.reconcile(&estimate, &Cost::none().with(BudgetName::TOKENS, 300));
@@ -507,21 +507,21 @@ mod tests {
     async fn acquire_waits_for_its_slot_or_refuses_at_once_when_it_is_too_far() {
         let limiter = GcraLimiter::new(Rate::per_second(1)).burst(1);
         let start = tokio::time::Instant::now();
-        limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
+        let _ = limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
         let err = limiter
             .acquire(&Cost::request(), Duration::from_millis(999))
             .await
             .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
         assert_eq!(start.elapsed(), Duration::ZERO, "refused without sleeping");
-        limiter.acquire(&Cost::request(), Duration::from_secs(1)).await.unwrap();
+        let _ = limiter.acquire(&Cost::request(), Duration::from_secs(1)).await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiter_at_the_tail_gives_its_slot_back() {
         let limiter = Arc::new(GcraLimiter::new(Rate::per_second(1)).burst(2));
-        limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
+        let _ = limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
         let waiting = tokio::time::timeout(
             Duration::from_millis(500),
             limiter.acquire(&Cost::none().with("requests", 2), Duration::from_secs(5)),
@@ -536,14 +536,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waiters_are_admitted_in_arrival_order_whatever_their_cost() {
         let limiter = Arc::new(GcraLimiter::new(Rate::per_second(10)).burst(10));
-        limiter.try_acquire(&Cost::none().with("requests", 10)).unwrap();
+        let _ = limiter.try_acquire(&Cost::none().with("requests", 10)).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for (i, amount) in [10_u64, 1, 1, 5].into_iter().enumerate() {
             let (limiter, order) = (limiter.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
                 let cost = Cost::none().with("requests", amount);
-                limiter.acquire(&cost, Duration::from_secs(60)).await.unwrap();
+                let _ = limiter.acquire(&cost, Duration::from_secs(60)).await.unwrap();
                 order.lock().unwrap().push(i);
             }));
             tokio::task::yield_now().await;

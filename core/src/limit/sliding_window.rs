@@ -338,9 +338,9 @@ mod tests {
     #[test]
     fn capacity_returns_one_window_after_each_admission() {
         let (clock, limiter) = manual(2, Duration::from_secs(10));
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
         clock.advance(Duration::from_secs(4));
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
         let err = limiter.try_acquire(&Cost::request()).unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
         assert_eq!(err.retry_after(clock.now()), Some(Duration::from_secs(6)));
@@ -352,7 +352,7 @@ mod tests {
     fn unlike_a_fixed_window_it_never_admits_twice_the_limit_across_a_boundary() {
         let (clock, limiter) = manual(3, Duration::from_secs(10));
         clock.advance(Duration::from_secs(9));
-        limiter.try_acquire(&Cost::none().with("requests", 3)).unwrap();
+        let _ = limiter.try_acquire(&Cost::none().with("requests", 3)).unwrap();
         clock.advance(Duration::from_secs(2));
         assert!(limiter.try_acquire(&Cost::request()).is_err());
     }
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn set_limit_applies_at_once() {
         let (_clock, limiter) = manual(1, Duration::from_secs(1));
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
         limiter.set_limit(3);
         assert_eq!(limiter.available(), 2);
     }
@@ -389,7 +389,7 @@ mod tests {
     fn reconcile_refunds_the_newest_admission_and_charges_now() {
         let (_clock, limiter) = manual(10, Duration::from_secs(1));
         let cost = Cost::none().with("requests", 7);
-        limiter.try_acquire(&cost).unwrap();
+        let _ = limiter.try_acquire(&cost).unwrap();
         limiter.reconcile(&cost, &Cost::none());
         assert_eq!(limiter.available(), 10);
         limiter.reconcile(&Cost::none(), &cost);
@@ -400,20 +400,20 @@ mod tests {
     async fn acquire_waits_for_expiry_within_max_wait() {
         let limiter = SlidingWindowLimiter::new(1, Duration::from_secs(5));
         let start = tokio::time::Instant::now();
-        limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
+        let _ = limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
         let err = limiter
             .acquire(&Cost::request(), Duration::from_secs(4))
             .await
             .unwrap_err();
         assert_eq!(err.until, Some(start.into_std() + Duration::from_secs(5)));
-        limiter.acquire(&Cost::request(), Duration::from_secs(5)).await.unwrap();
+        let _ = limiter.acquire(&Cost::request(), Duration::from_secs(5)).await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiter_removes_its_entry() {
         let limiter = Arc::new(SlidingWindowLimiter::new(2, Duration::from_secs(5)));
-        limiter.try_acquire(&Cost::request()).unwrap();
+        let _ = limiter.try_acquire(&Cost::request()).unwrap();
         let cancelled = tokio::time::timeout(
             Duration::from_secs(1),
             limiter.acquire(&Cost::none().with("requests", 2), Duration::from_secs(60)),
