@@ -21,7 +21,12 @@ pub(crate) fn max_in_flight(outcomes: &[Outcome]) -> u64 {
         })
         .collect();
     held.iter()
-        .map(|(at, _, _)| held.iter().filter(|(s, e, _)| s <= at && at < e).map(|(_, _, n)| n).sum())
+        .map(|(at, _, _)| {
+            held.iter()
+                .filter(|(s, e, _)| s <= at && at < e)
+                .map(|(_, _, n)| n)
+                .sum()
+        })
         .max()
         .unwrap_or(0)
 }

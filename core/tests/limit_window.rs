@@ -15,8 +15,9 @@ fn max_in_aligned_window(outcomes: &[Outcome], window: Duration) -> u64 {
     let mut per_window = std::collections::BTreeMap::<u128, u64>::new();
     for o in outcomes {
         if let Some(t) = o.admitted {
-            *per_window.entry(t.as_nanos() / window.as_nanos()).or_default() +=
-                o.client.cost.amount(&"requests".into());
+            *per_window
+                .entry(t.as_nanos() / window.as_nanos())
+                .or_default() += o.client.cost.amount(&"requests".into());
         }
     }
     per_window.values().copied().max().unwrap_or(0)

@@ -197,7 +197,9 @@ impl Limiter for ConcurrencyLimiter {
             }
             None => wait.await,
         };
-        slots.map(|slots| self.permit(slots)).map_err(|_| timed_out())
+        slots
+            .map(|slots| self.permit(slots))
+            .map_err(|_| timed_out())
     }
 }
 
@@ -206,6 +208,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::clock::Clock;
 
     #[tokio::test(start_paused = true)]
     async fn at_most_the_limit_is_in_flight_and_dropping_a_permit_frees_a_slot() {
@@ -222,22 +225,29 @@ mod tests {
     async fn acquire_times_out_after_max_wait() {
         let limiter = ConcurrencyLimiter::new(1);
         let _held = limiter.try_acquire(&Cost::request()).unwrap();
-        let start = tokio::time::Instant::now();
+        let start = TokioClock::new().now();
         let err = limiter
             .acquire(&Cost::request(), Duration::from_millis(250))
             .await
             .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::TimedOut);
-        assert_eq!(start.elapsed(), Duration::from_millis(250));
+        assert_eq!(
+            (TokioClock::new().now() - start),
+            Duration::from_millis(250)
+        );
         assert_eq!(limiter.available(), 0, "the timed-out waiter holds nothing");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cost_above_one_takes_that_many_slots_and_above_the_limit_is_refused() {
         let limiter = ConcurrencyLimiter::new(4);
-        let permit = limiter.try_acquire(&Cost::none().with("requests", 3)).unwrap();
+        let permit = limiter
+            .try_acquire(&Cost::none().with("requests", 3))
+            .unwrap();
         assert_eq!(limiter.available(), 1);
-        let err = limiter.try_acquire(&Cost::none().with("requests", 5)).unwrap_err();
+        let err = limiter
+            .try_acquire(&Cost::none().with("requests", 5))
+            .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::ExceedsCapacity);
         drop(permit);
         assert_eq!(limiter.available(), 4);
@@ -251,7 +261,11 @@ mod tests {
         limiter.set_limit(1);
         assert_eq!(limiter.available(), 0);
         drop(a);
-        assert_eq!(limiter.available(), 0, "one call still in flight, limit is 1");
+        assert_eq!(
+            limiter.available(),
+            0,
+            "one call still in flight, limit is 1"
+        );
         drop(b);
         assert_eq!(limiter.available(), 1);
         limiter.set_limit(4);
@@ -286,14 +300,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waiters_get_slots_in_arrival_order() {
         let limiter = Arc::new(ConcurrencyLimiter::new(2));
-        let held = limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
+        let held = limiter
+            .try_acquire(&Cost::none().with("requests", 2))
+            .unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for (i, slots) in [2_u64, 1, 1].into_iter().enumerate() {
             let (limiter, order) = (limiter.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
                 let cost = Cost::none().with("requests", slots);
-                let permit = limiter.acquire(&cost, Duration::from_secs(60)).await.unwrap();
+                let permit = limiter
+                    .acquire(&cost, Duration::from_secs(60))
+                    .await
+                    .unwrap();
                 order.lock().unwrap().push(i);
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 drop(permit);

@@ -354,9 +354,17 @@ mod tests {
     #[test]
     fn costs_above_one_and_above_the_limit() {
         let (_clock, limiter) = manual(10, Duration::from_secs(1));
-        let _ = limiter.try_acquire(&Cost::none().with("requests", 8)).unwrap();
-        assert!(limiter.try_acquire(&Cost::none().with("requests", 3)).is_err());
-        let err = limiter.try_acquire(&Cost::none().with("requests", 11)).unwrap_err();
+        let _ = limiter
+            .try_acquire(&Cost::none().with("requests", 8))
+            .unwrap();
+        assert!(
+            limiter
+                .try_acquire(&Cost::none().with("requests", 3))
+                .is_err()
+        );
+        let err = limiter
+            .try_acquire(&Cost::none().with("requests", 11))
+            .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::ExceedsCapacity);
         assert_eq!(limiter.available(), 2);
     }
@@ -381,7 +389,11 @@ mod tests {
         assert_eq!(err.reason, ThrottleReason::QuotaExhausted);
         assert_eq!(err.until, Some(reset));
         clock.advance(Duration::from_secs(15));
-        assert_eq!(limiter.available(), 500, "the full budget is back at the server's reset");
+        assert_eq!(
+            limiter.available(),
+            500,
+            "the full budget is back at the server's reset"
+        );
     }
 
     #[test]
@@ -398,22 +410,30 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn acquire_waits_for_the_next_window_within_max_wait() {
         let limiter = FixedWindowLimiter::new(1, Duration::from_secs(10));
-        let start = tokio::time::Instant::now();
-        let _ = limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
+        let start = TokioClock::new().now();
+        let _ = limiter
+            .acquire(&Cost::request(), Duration::ZERO)
+            .await
+            .unwrap();
         let err = limiter
             .acquire(&Cost::request(), Duration::from_secs(9))
             .await
             .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        let _ = limiter.acquire(&Cost::request(), Duration::from_secs(10)).await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        assert_eq!((TokioClock::new().now() - start), Duration::ZERO);
+        let _ = limiter
+            .acquire(&Cost::request(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!((TokioClock::new().now() - start), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiter_frees_its_reservation() {
         let limiter = Arc::new(FixedWindowLimiter::new(2, Duration::from_secs(10)));
-        let _ = limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
+        let _ = limiter
+            .try_acquire(&Cost::none().with("requests", 2))
+            .unwrap();
         let cancelled = tokio::time::timeout(
             Duration::from_secs(1),
             limiter.acquire(&Cost::none().with("requests", 2), Duration::from_secs(60)),
@@ -427,20 +447,28 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_large_waiter_is_not_overtaken_by_small_ones() {
         let limiter = Arc::new(FixedWindowLimiter::new(4, Duration::from_secs(1)));
-        let _ = limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
+        let _ = limiter
+            .try_acquire(&Cost::none().with("requests", 2))
+            .unwrap();
         let big = {
             let limiter = limiter.clone();
             tokio::spawn(async move {
                 let cost = Cost::none().with("requests", 4);
-                let _ = limiter.acquire(&cost, Duration::from_secs(5)).await.unwrap();
-                tokio::time::Instant::now()
+                let _ = limiter
+                    .acquire(&cost, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                TokioClock::new().now()
             })
         };
         tokio::task::yield_now().await;
         // Room remains in the current window, but the big waiter arrived first.
         assert!(limiter.try_acquire(&Cost::request()).is_err());
-        let _ = limiter.acquire(&Cost::request(), Duration::from_secs(5)).await.unwrap();
-        let small_at = tokio::time::Instant::now();
+        let _ = limiter
+            .acquire(&Cost::request(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let small_at = TokioClock::new().now();
         assert!(big.await.unwrap() <= small_at);
     }
 }

@@ -376,7 +376,10 @@ impl Limiter for GcraLimiter {
         if actual > reserved {
             self.charge(actual.saturating_sub(reserved).saturating_mul(interval));
         } else if reserved > actual {
-            self.give_back(reserved.saturating_sub(actual).saturating_mul(interval), None);
+            self.give_back(
+                reserved.saturating_sub(actual).saturating_mul(interval),
+                None,
+            );
         }
     }
 }
@@ -397,7 +400,10 @@ mod tests {
     #[test]
     fn emission_interval_rounds_up_so_the_limiter_errs_slow() {
         assert_eq!(Rate::per_second(3).emission_interval_nanos(), 333_333_334);
-        assert_eq!(Rate::per_minute(60).emission_interval_nanos(), 1_000_000_000);
+        assert_eq!(
+            Rate::per_minute(60).emission_interval_nanos(),
+            1_000_000_000
+        );
         assert_eq!(Rate::per_second(0).emission_interval_nanos(), u64::MAX);
         assert_eq!(Rate::per_second(u64::MAX).emission_interval_nanos(), 1);
     }
@@ -410,7 +416,10 @@ mod tests {
         }
         let err = limiter.try_acquire(&Cost::request()).unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
-        assert_eq!(err.retry_after(clock.now()), Some(Duration::from_millis(100)));
+        assert_eq!(
+            err.retry_after(clock.now()),
+            Some(Duration::from_millis(100))
+        );
         clock.advance(Duration::from_millis(100));
         let _ = limiter.try_acquire(&Cost::request()).unwrap();
         assert!(limiter.try_acquire(&Cost::request()).is_err());
@@ -419,16 +428,25 @@ mod tests {
     #[test]
     fn a_cost_above_one_spends_that_many_units() {
         let (clock, limiter) = manual(Rate::per_second(10), 10);
-        let _ = limiter.try_acquire(&Cost::none().with("requests", 7)).unwrap();
+        let _ = limiter
+            .try_acquire(&Cost::none().with("requests", 7))
+            .unwrap();
         assert_eq!(limiter.available(), 3);
-        let err = limiter.try_acquire(&Cost::none().with("requests", 4)).unwrap_err();
-        assert_eq!(err.retry_after(clock.now()), Some(Duration::from_millis(100)));
+        let err = limiter
+            .try_acquire(&Cost::none().with("requests", 4))
+            .unwrap_err();
+        assert_eq!(
+            err.retry_after(clock.now()),
+            Some(Duration::from_millis(100))
+        );
     }
 
     #[test]
     fn a_cost_above_the_burst_can_never_be_admitted() {
         let (_clock, limiter) = manual(Rate::per_second(10), 5);
-        let err = limiter.try_acquire(&Cost::none().with("requests", 6)).unwrap_err();
+        let err = limiter
+            .try_acquire(&Cost::none().with("requests", 6))
+            .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::ExceedsCapacity);
         assert_eq!(err.until, None);
         assert_eq!(limiter.available(), 5, "a refusal spends nothing");
@@ -438,7 +456,9 @@ mod tests {
     fn a_cost_that_does_not_name_the_budget_passes_freely() {
         let (_clock, limiter) = manual(Rate::per_second(1), 1);
         let _ = limiter.try_acquire(&Cost::request()).unwrap();
-        let _ = limiter.try_acquire(&Cost::none().with("tokens", 1_000)).unwrap();
+        let _ = limiter
+            .try_acquire(&Cost::none().with("tokens", 1_000))
+            .unwrap();
     }
 
     #[test]
@@ -484,7 +504,10 @@ mod tests {
         let _ = limiter.try_acquire(&Cost::request()).unwrap();
         let err = limiter.try_acquire(&Cost::request()).unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
-        assert_eq!(err.retry_after(clock.now()), Some(Duration::from_millis(100)));
+        assert_eq!(
+            err.retry_after(clock.now()),
+            Some(Duration::from_millis(100))
+        );
     }
 
     #[test]
@@ -506,22 +529,34 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn acquire_waits_for_its_slot_or_refuses_at_once_when_it_is_too_far() {
         let limiter = GcraLimiter::new(Rate::per_second(1)).burst(1);
-        let start = tokio::time::Instant::now();
-        let _ = limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
+        let start = TokioClock::new().now();
+        let _ = limiter
+            .acquire(&Cost::request(), Duration::ZERO)
+            .await
+            .unwrap();
         let err = limiter
             .acquire(&Cost::request(), Duration::from_millis(999))
             .await
             .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::WouldWait);
-        assert_eq!(start.elapsed(), Duration::ZERO, "refused without sleeping");
-        let _ = limiter.acquire(&Cost::request(), Duration::from_secs(1)).await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert_eq!(
+            (TokioClock::new().now() - start),
+            Duration::ZERO,
+            "refused without sleeping"
+        );
+        let _ = limiter
+            .acquire(&Cost::request(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!((TokioClock::new().now() - start), Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiter_at_the_tail_gives_its_slot_back() {
         let limiter = Arc::new(GcraLimiter::new(Rate::per_second(1)).burst(2));
-        let _ = limiter.try_acquire(&Cost::none().with("requests", 2)).unwrap();
+        let _ = limiter
+            .try_acquire(&Cost::none().with("requests", 2))
+            .unwrap();
         let waiting = tokio::time::timeout(
             Duration::from_millis(500),
             limiter.acquire(&Cost::none().with("requests", 2), Duration::from_secs(5)),
@@ -536,14 +571,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waiters_are_admitted_in_arrival_order_whatever_their_cost() {
         let limiter = Arc::new(GcraLimiter::new(Rate::per_second(10)).burst(10));
-        let _ = limiter.try_acquire(&Cost::none().with("requests", 10)).unwrap();
+        let _ = limiter
+            .try_acquire(&Cost::none().with("requests", 10))
+            .unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for (i, amount) in [10_u64, 1, 1, 5].into_iter().enumerate() {
             let (limiter, order) = (limiter.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
                 let cost = Cost::none().with("requests", amount);
-                let _ = limiter.acquire(&cost, Duration::from_secs(60)).await.unwrap();
+                let _ = limiter
+                    .acquire(&cost, Duration::from_secs(60))
+                    .await
+                    .unwrap();
                 order.lock().unwrap().push(i);
             }));
             tokio::task::yield_now().await;

@@ -15,8 +15,8 @@
 //! length after its instant. A call of `n` is admitted at `t` when the entries counting at `t`
 //! plus `n` stay within `limit`. This is the exact sliding log, not Cloudflare's weighted
 //! two-counter approximation (which can exceed the limit): in any span of length `window`, the
-//! admitted cost is at most `limit`. The log holds at most `limit` entries (zero costs are not
-//! logged), so memory is bounded by the limit.
+//! admitted cost is at most `limit`. Admissions log at most `limit` entries per window (zero
+//! costs are not logged), so memory is bounded by the limit (plus reconcile charges).
 //!
 //! # Waiting
 //!
@@ -184,9 +184,7 @@ impl SlidingWindowLimiter {
             .entries
             .iter()
             .fold(0_u64, |sum, e| sum.saturating_add(e.amount));
-        let excess = total
-            .saturating_add(amount)
-            .saturating_sub(state.limit);
+        let excess = total.saturating_add(amount).saturating_sub(state.limit);
         let mut at = Some(earliest);
         if excess > 0 {
             let mut expired = 0_u64;
@@ -345,14 +343,20 @@ mod tests {
         assert_eq!(err.reason, ThrottleReason::WouldWait);
         assert_eq!(err.retry_after(clock.now()), Some(Duration::from_secs(6)));
         clock.advance(Duration::from_secs(6));
-        assert_eq!(limiter.available(), 1, "only the first admission has expired");
+        assert_eq!(
+            limiter.available(),
+            1,
+            "only the first admission has expired"
+        );
     }
 
     #[test]
     fn unlike_a_fixed_window_it_never_admits_twice_the_limit_across_a_boundary() {
         let (clock, limiter) = manual(3, Duration::from_secs(10));
         clock.advance(Duration::from_secs(9));
-        let _ = limiter.try_acquire(&Cost::none().with("requests", 3)).unwrap();
+        let _ = limiter
+            .try_acquire(&Cost::none().with("requests", 3))
+            .unwrap();
         clock.advance(Duration::from_secs(2));
         assert!(limiter.try_acquire(&Cost::request()).is_err());
     }
@@ -360,7 +364,9 @@ mod tests {
     #[test]
     fn a_cost_above_the_limit_can_never_be_admitted() {
         let (_clock, limiter) = manual(3, Duration::from_secs(1));
-        let err = limiter.try_acquire(&Cost::none().with("requests", 4)).unwrap_err();
+        let err = limiter
+            .try_acquire(&Cost::none().with("requests", 4))
+            .unwrap_err();
         assert_eq!(err.reason, ThrottleReason::ExceedsCapacity);
     }
 
@@ -399,15 +405,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn acquire_waits_for_expiry_within_max_wait() {
         let limiter = SlidingWindowLimiter::new(1, Duration::from_secs(5));
-        let start = tokio::time::Instant::now();
-        let _ = limiter.acquire(&Cost::request(), Duration::ZERO).await.unwrap();
+        let start = TokioClock::new().now();
+        let _ = limiter
+            .acquire(&Cost::request(), Duration::ZERO)
+            .await
+            .unwrap();
         let err = limiter
             .acquire(&Cost::request(), Duration::from_secs(4))
             .await
             .unwrap_err();
-        assert_eq!(err.until, Some(start.into_std() + Duration::from_secs(5)));
-        let _ = limiter.acquire(&Cost::request(), Duration::from_secs(5)).await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        assert_eq!(err.until, Some(start + Duration::from_secs(5)));
+        let _ = limiter
+            .acquire(&Cost::request(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((TokioClock::new().now() - start), Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,11 +1,12 @@
 //! Shared harness of the limiter property tests: many clients in virtual time.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use ratewise_core::clock::{Clock, TokioClock};
 use ratewise_core::limit::{Cost, Limiter};
 
 /// One simulated caller.
@@ -46,17 +47,20 @@ pub fn paused_runtime() -> tokio::runtime::Runtime {
 
 /// Runs every client against `limiter` concurrently and returns their outcomes.
 pub async fn run(limiter: Arc<dyn Limiter>, clients: Vec<Client>) -> Vec<Outcome> {
-    let start = tokio::time::Instant::now();
+    let clock = TokioClock::new();
+    let start = clock.now();
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for client in clients {
-        let (limiter, outcomes) = (limiter.clone(), outcomes.clone());
+        let (limiter, outcomes, clock) = (limiter.clone(), outcomes.clone(), clock.clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(client.arrive_ms)).await;
-            let arrived = start.elapsed();
+            let arrived = clock.now() - start;
             let acquire = limiter.acquire(&client.cost, Duration::from_millis(client.max_wait_ms));
             let result = match client.cancel_after_ms {
-                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), acquire).await.ok(),
+                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), acquire)
+                    .await
+                    .ok(),
                 None => Some(acquire.await),
             };
             let mut outcome = Outcome {
@@ -67,13 +71,13 @@ pub async fn run(limiter: Arc<dyn Limiter>, clients: Vec<Client>) -> Vec<Outcome
             };
             match result {
                 Some(Ok(permit)) => {
-                    outcome.admitted = Some(start.elapsed());
+                    outcome.admitted = Some(clock.now() - start);
                     outcomes.lock().unwrap().push(outcome);
                     tokio::time::sleep(Duration::from_millis(client.hold_ms)).await;
                     drop(permit);
                 }
                 Some(Err(_)) => {
-                    outcome.refused = Some(start.elapsed());
+                    outcome.refused = Some(clock.now() - start);
                     outcomes.lock().unwrap().push(outcome);
                 }
                 None => outcomes.lock().unwrap().push(outcome),
@@ -83,8 +87,7 @@ pub async fn run(limiter: Arc<dyn Limiter>, clients: Vec<Client>) -> Vec<Outcome
     for task in tasks {
         task.await.unwrap();
     }
-    let outcomes = outcomes.lock().unwrap().clone();
-    outcomes
+    outcomes.lock().unwrap().clone()
 }
 
 /// The most of `budget` admitted in any half-open span `[t, t + window)`.
@@ -146,13 +149,15 @@ pub fn clients(max_cost: u64, count: usize) -> impl Strategy<Value = Vec<Client>
     )
     .prop_map(|raw| {
         raw.into_iter()
-            .map(|(arrive_ms, amount, max_wait_ms, cancel_after_ms, hold_ms)| Client {
-                arrive_ms,
-                cost: Cost::none().with("requests", amount),
-                max_wait_ms,
-                cancel_after_ms,
-                hold_ms,
-            })
+            .map(
+                |(arrive_ms, amount, max_wait_ms, cancel_after_ms, hold_ms)| Client {
+                    arrive_ms,
+                    cost: Cost::none().with("requests", amount),
+                    max_wait_ms,
+                    cancel_after_ms,
+                    hold_ms,
+                },
+            )
             .collect()
     })
 }
@@ -162,7 +167,10 @@ pub fn assert_refusals_within_max_wait(outcomes: &[Outcome]) {
     for o in outcomes {
         if let Some(refused) = o.refused {
             let max_wait = Duration::from_millis(o.client.max_wait_ms);
-            assert!(refused <= o.arrived + max_wait, "{o:?} waited past its max_wait");
+            assert!(
+                refused <= o.arrived + max_wait,
+                "{o:?} waited past its max_wait"
+            );
         }
     }
 }
