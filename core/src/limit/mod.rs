@@ -168,10 +168,21 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     }
 }
 
+mod reservation;
 mod turnstile;
 
 pub mod adaptive;
+pub mod composite;
+pub mod concurrency;
+pub mod fixed_window;
+pub mod gcra;
 pub mod pacer;
+pub mod sliding_window;
 
 pub use adaptive::AdaptiveLimiter;
+pub use composite::CompositeLimiter;
+pub use concurrency::ConcurrencyLimiter;
+pub use fixed_window::FixedWindowLimiter;
+pub use gcra::{GcraLimiter, Rate};
 pub use pacer::QuotaPacer;
+pub use sliding_window::SlidingWindowLimiter;
