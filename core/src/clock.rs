@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(clock.now(), t0);
         clock.advance(Duration::from_millis(1500));
         assert_eq!(clock.now() - t0, Duration::from_millis(1500));
-        assert_eq!(clock.wall().duration_since(w0).unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            clock.wall().duration_since(w0).unwrap(),
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]
@@ -199,6 +202,9 @@ mod tests {
         let (t0, w0) = (clock.now(), clock.wall());
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert_eq!(clock.now() - t0, Duration::from_secs(3600));
-        assert_eq!(clock.wall().duration_since(w0).unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            clock.wall().duration_since(w0).unwrap(),
+            Duration::from_secs(3600)
+        );
     }
 }

@@ -48,7 +48,9 @@ impl Default for Clamp {
 
 /// A server asked for a wait longer than the clamp allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("server asked to wait {wait:?}, longer than the {max:?} this client sleeps; park the work and retry after the wait")]
+#[error(
+    "server asked to wait {wait:?}, longer than the {max:?} this client sleeps; park the work and retry after the wait"
+)]
 #[non_exhaustive]
 pub struct HintTooLong {
     /// The full wait the server asked for.
@@ -64,7 +66,10 @@ mod tests {
     #[test]
     fn clamp_passes_waits_up_to_its_max_and_refuses_longer_ones_with_the_full_wait() {
         let clamp = Clamp::default();
-        assert_eq!(clamp.apply(Duration::from_secs(120)), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            clamp.apply(Duration::from_secs(120)),
+            Ok(Duration::from_secs(120))
+        );
         let err = clamp.apply(Duration::from_secs(3600)).unwrap_err();
         assert_eq!(err.wait, Duration::from_secs(3600));
         assert_eq!(err.max, Duration::from_secs(120));

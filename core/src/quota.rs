@@ -156,7 +156,12 @@ pub struct QuotaSnapshot {
 
 impl QuotaSnapshot {
     /// A snapshot of `budget` with `remaining` left until `reset_at`, seen at `observed_at`.
-    pub fn new(budget: BudgetName, remaining: u64, reset_at: Instant, observed_at: Instant) -> Self {
+    pub fn new(
+        budget: BudgetName,
+        remaining: u64,
+        reset_at: Instant,
+        observed_at: Instant,
+    ) -> Self {
         Self {
             budget,
             limit: None,
