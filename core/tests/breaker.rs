@@ -501,3 +501,33 @@ fn clones_share_one_state_and_the_breaker_is_send_and_sync() {
     assert!(breaker.admit().is_err());
     assert!(format!("{breaker:?}").contains("Open"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_owned_permit_moves_into_a_spawned_task_and_records_there() {
+    let breaker = CircuitBreaker::new(small(), TokioClock::shared());
+    trip(&breaker);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let probe = breaker.admit_owned().unwrap();
+    assert!(probe.is_probe());
+    tokio::spawn(async move { probe.record(Outcome::Success) })
+        .await
+        .unwrap();
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_probe_frees_its_slot() {
+    let breaker = CircuitBreaker::new(small(), TokioClock::shared());
+    trip(&breaker);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let probe = breaker.admit_owned().unwrap();
+    let call = tokio::spawn(async move {
+        let _probe = probe;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    tokio::task::yield_now().await;
+    assert!(breaker.admit().unwrap_err().probing);
+    call.abort();
+    let _ = call.await;
+    assert!(breaker.admit().unwrap().is_probe());
+}

@@ -40,26 +40,35 @@
 //! without recording counts as ignored (a cancelled call says nothing about the upstream) and
 //! frees its half-open probe slot, so a lost permit never wedges the breaker. The upstream
 //! pipeline derives the outcome from a [`CallOutcome`] with the configured predicate, by default
-//! [`counts_as_failure`]: 5xx, timeouts and connection failures count; 4xx, 429 included, do not
-//! (429 is the limiters' business, not an outage). With a slow-call threshold set, a call
-//! slower than it counts as a failure even if it succeeded.
+//! [`counts_as_failure`]: 5xx, timeouts and connection failures count as failures; every other
+//! response, 4xx and 429 included, counts as a success (the server answered; 429 is the
+//! limiters' business, not an outage). With a slow-call threshold set, a call slower than it
+//! (strictly) counts as a failure even if it succeeded, probes included.
 //!
 //! A permit admitted in one state that records after the breaker moved on (a closed-state call
 //! finishing after the trip, a probe of an earlier half-open period) is not counted.
+//!
+//! While half-open with every probe slot taken, [`CircuitOpen::probing`] is set and
+//! [`CircuitOpen::until`] is one bucket from now (1 s by default): nobody knows when the probes
+//! finish, so the hint is "look again soon", not a promise.
 //!
 //! # Events
 //!
 //! Every transition is delivered, in order, to the listeners registered with
 //! [`CircuitBreaker::on_transition`] and as a `tracing` event with target `ratewise::breaker`
 //! (`warn` on opening, `info` otherwise) carrying the breaker's name, the states, the cause and
-//! the failure rate.
+//! the failure rate. Listeners run outside the breaker's lock, so they may read or drive the
+//! breaker; a panicking listener is logged and skipped.
 //!
 //! # Cost
 //!
 //! In the closed state, [`admit`](CircuitBreaker::admit) is one atomic load (plus a clock read
-//! when a slow-call threshold is set) and recording is one clock read, one compare-and-swap on
-//! the current bucket and one load per bucket: no lock, no allocation. Locks are taken only
-//! while open past the period, half-open, or to trip.
+//! when a slow-call threshold is set) and lends a permit without touching a reference count
+//! ([`admit_owned`](CircuitBreaker::admit_owned) gives a `'static` one for a spawned task).
+//! Recording a success is one clock read and one compare-and-swap on the current bucket; while
+//! a failure is in the window it also sums the buckets (one load each) to decide whether to
+//! trip. No lock, no allocation, no dynamic call besides the clock. Locks are taken only while
+//! open past the period, half-open, or to trip.
 //!
 //! ```
 //! use std::time::Duration;

@@ -124,6 +124,11 @@ proptest! {
         assert_not_wedged(&breaker, &clock);
     }
 
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
     #[test]
     fn concurrent_histories_never_over_admit_probes_and_never_wedge(
         probes in 1u32..3,
