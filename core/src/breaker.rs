@@ -1,1 +1,0 @@
-//! (breaker: being built in this session.)
