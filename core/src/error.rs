@@ -254,6 +254,15 @@ pub enum Error<A> {
         /// What the transport said.
         message: String,
     },
+    /// The request could not be built (a malformed path or header); sending it again will not
+    /// help.
+    #[non_exhaustive]
+    InvalidRequest {
+        /// The upstream the request was for.
+        upstream: &'static str,
+        /// What was wrong.
+        message: String,
+    },
     /// The response could not be decoded; `body` keeps the first [`DECODE_BODY_CAP`] bytes of
     /// what the server actually sent (lossy UTF-8).
     #[non_exhaustive]
@@ -401,6 +410,14 @@ impl<A> Error<A> {
         }
     }
 
+    /// The request could not be built.
+    pub fn invalid_request(upstream: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            upstream,
+            message: message.into(),
+        }
+    }
+
     /// The response did not decode; keeps the first [`DECODE_BODY_CAP`] bytes of `body`.
     pub fn decode(upstream: &'static str, body: &[u8], message: impl Into<String>) -> Self {
         Self::Decode {
@@ -423,6 +440,7 @@ impl<A> Error<A> {
             | Self::Connect { upstream, .. }
             | Self::Interrupted { upstream, .. }
             | Self::Ambiguous { upstream, .. }
+            | Self::InvalidRequest { upstream, .. }
             | Self::Decode { upstream, .. } => upstream,
         }
     }
@@ -463,7 +481,7 @@ impl<A> Retryable for Error<A> {
             | Self::Timeout { .. }
             | Self::Connect { .. }
             | Self::Interrupted { .. } => true,
-            Self::Ambiguous { .. } | Self::Decode { .. } => false,
+            Self::Ambiguous { .. } | Self::InvalidRequest { .. } | Self::Decode { .. } => false,
         }
     }
 
@@ -489,6 +507,7 @@ impl<A> Retryable for Error<A> {
             Self::Connect { .. } => "connect",
             Self::Interrupted { .. } => "interrupted",
             Self::Ambiguous { .. } => "ambiguous",
+            Self::InvalidRequest { .. } => "invalid_request",
             Self::Decode { .. } => "decode",
         }
     }
@@ -567,6 +586,12 @@ impl<A: fmt::Display> fmt::Display for Error<A> {
                 f,
                 "request may have been processed ({message}); not retried because it has no idempotency key and a retry could duplicate"
             ),
+            Self::InvalidRequest { message, .. } => {
+                write!(
+                    f,
+                    "invalid request ({message}); fix the request, it was not sent"
+                )
+            }
             Self::Decode { message, body, .. } => write!(
                 f,
                 "could not decode the response ({message}; {} byte(s) of body kept); not retryable",

@@ -15,6 +15,8 @@
 //! | [`provider`] | the `Provider` trait (a provider's dialect) and `RequestSpec` (one logical call) |
 //! | [`verdict`] | what one response means, as data: success, retry (after, why), fail (why) |
 //! | [`transport`] | the only door to the network, and its reqwest implementation |
+//! | [`upstream`] | the pipeline: one logical call through breaker, limiters, transport, inspection and retry |
+//! | [`stats`] | the article's four numbers, in process |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
 
 pub mod backoff;
@@ -28,6 +30,8 @@ pub mod limit;
 pub mod provider;
 pub mod quota;
 pub mod retry;
+pub mod stats;
 pub mod telemetry;
 pub mod transport;
+pub mod upstream;
 pub mod verdict;

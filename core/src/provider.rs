@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::clock::Timestamp;
+use crate::clock::{SharedClock, Timestamp};
 use crate::idempotency::IdempotencyKey;
 use crate::limit::Limiter;
 use crate::quota::Cost;
@@ -42,9 +42,18 @@ pub trait Provider: Send + Sync + 'static {
         Cost::request()
     }
 
-    /// The limiters to enforce before any header has been seen (documented defaults).
-    fn default_limiters(&self) -> Vec<Arc<dyn Limiter>> {
+    /// The limiters to enforce before any header has been seen (documented defaults), on
+    /// `clock`.
+    fn default_limiters(&self, clock: &SharedClock) -> Vec<Arc<dyn Limiter>> {
+        let _ = clock;
         Vec::new()
+    }
+
+    /// What a successful call really cost, when the response says (OpenAI's `usage`): the
+    /// pipeline reconciles the limiters' reservation with it. Default: as estimated.
+    fn actual_cost(&self, request: &RequestSpec, response: &http::Response<Bytes>) -> Option<Cost> {
+        let _ = (request, response);
+        None
     }
 
     /// True when `request` may be retried after an ambiguous failure without an idempotency

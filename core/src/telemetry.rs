@@ -63,6 +63,89 @@ pub fn retry_gave_up(
     );
 }
 
+/// Metric names emitted with the `metrics` feature, through the `metrics` facade (install any
+/// exporter: Prometheus, StatsD, …). Labels are low-cardinality: upstream, outcome (the HTTP
+/// status or `timeout`/`connect`/`interrupted`), reason, result, budget, state.
+///
+/// | metric | kind | labels |
+/// |---|---|---|
+/// | `ratewise_requests_total` | counter | `upstream`, `outcome` |
+/// | `ratewise_retries_total` | counter | `upstream`, `reason` |
+/// | `ratewise_calls_total` | counter | `upstream`, `result` = `success`, `success_after_retry`, `failed` |
+/// | `ratewise_breaker_state` | gauge | `upstream` (0 closed, 1 half-open, 2 open) |
+/// | `ratewise_breaker_transitions_total` | counter | `upstream`, `to` |
+/// | `ratewise_throttle_wait_seconds` | histogram | `upstream`, `budget` |
+/// | `ratewise_quota_remaining` | gauge | `upstream`, `budget` |
+pub mod metric {
+    /// `ratewise_requests_total{upstream,outcome}`.
+    pub const REQUESTS: &str = "ratewise_requests_total";
+    /// `ratewise_retries_total{upstream,reason}`.
+    pub const RETRIES: &str = "ratewise_retries_total";
+    /// `ratewise_calls_total{upstream,result}`.
+    pub const CALLS: &str = "ratewise_calls_total";
+    /// `ratewise_breaker_state{upstream}`.
+    pub const BREAKER_STATE: &str = "ratewise_breaker_state";
+    /// `ratewise_breaker_transitions_total{upstream,to}`.
+    pub const BREAKER_TRANSITIONS: &str = "ratewise_breaker_transitions_total";
+    /// `ratewise_throttle_wait_seconds{upstream,budget}`.
+    pub const THROTTLE_WAIT: &str = "ratewise_throttle_wait_seconds";
+    /// `ratewise_quota_remaining{upstream,budget}`.
+    pub const QUOTA_REMAINING: &str = "ratewise_quota_remaining";
+}
+
+#[cfg(feature = "metrics")]
+pub(crate) mod emit {
+    use std::time::Duration;
+
+    use super::metric;
+
+    pub(crate) fn request(upstream: &'static str, outcome: &'static str) {
+        metrics::counter!(metric::REQUESTS, "upstream" => upstream, "outcome" => outcome)
+            .increment(1);
+    }
+
+    pub(crate) fn retry(upstream: &'static str, reason: &'static str) {
+        metrics::counter!(metric::RETRIES, "upstream" => upstream, "reason" => reason).increment(1);
+    }
+
+    pub(crate) fn call(upstream: &'static str, result: &'static str) {
+        metrics::counter!(metric::CALLS, "upstream" => upstream, "result" => result).increment(1);
+    }
+
+    pub(crate) fn breaker_state(upstream: &'static str, level: f64) {
+        metrics::gauge!(metric::BREAKER_STATE, "upstream" => upstream).set(level);
+    }
+
+    pub(crate) fn breaker_transition(upstream: &'static str, to: &'static str) {
+        metrics::counter!(metric::BREAKER_TRANSITIONS, "upstream" => upstream, "to" => to)
+            .increment(1);
+    }
+
+    pub(crate) fn throttle_wait(upstream: &'static str, budget: &str, waited: Duration) {
+        metrics::histogram!(metric::THROTTLE_WAIT, "upstream" => upstream, "budget" => budget.to_owned())
+            .record(waited.as_secs_f64());
+    }
+
+    pub(crate) fn quota_remaining(upstream: &'static str, budget: &str, remaining: u64) {
+        metrics::gauge!(metric::QUOTA_REMAINING, "upstream" => upstream, "budget" => budget.to_owned())
+            .set(remaining as f64);
+    }
+}
+
+/// Without the `metrics` feature every emitter compiles to nothing.
+#[cfg(not(feature = "metrics"))]
+pub(crate) mod emit {
+    use std::time::Duration;
+
+    pub(crate) fn request(_: &'static str, _: &'static str) {}
+    pub(crate) fn retry(_: &'static str, _: &'static str) {}
+    pub(crate) fn call(_: &'static str, _: &'static str) {}
+    pub(crate) fn breaker_state(_: &'static str, _: f64) {}
+    pub(crate) fn breaker_transition(_: &'static str, _: &'static str) {}
+    pub(crate) fn throttle_wait(_: &'static str, _: &str, _: Duration) {}
+    pub(crate) fn quota_remaining(_: &'static str, _: &str, _: u64) {}
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

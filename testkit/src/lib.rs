@@ -42,6 +42,7 @@
 
 pub mod dialect;
 mod fault;
+mod generic_provider;
 mod handler;
 mod idempotency;
 mod ledger;
@@ -52,6 +53,7 @@ mod upstream;
 
 pub use dialect::{Dialect, GenericDialect, ResponseContext, RetryAfterFormat};
 pub use fault::{Fault, FaultPlan};
+pub use generic_provider::{GenericError, GenericProvider, rate_limit_snapshot};
 pub use handler::{EchoHandler, Handler, HandlerContext};
 pub use idempotency::IdempotencyError;
 pub use ledger::{Ledger, LedgerEntry, Outcome};
