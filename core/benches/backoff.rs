@@ -29,6 +29,21 @@ fn full_jitter_delay(c: &mut Criterion) {
     });
 }
 
+/// backon's exponential builder with jitter (its jitter is off by default), one delay drawn
+/// per iteration from a fresh iterator advanced to the same attempt (3).
+fn full_jitter_delay_peer_backon(c: &mut Criterion) {
+    use backon::BackoffBuilder;
+    let builder = backon::ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(30))
+        .without_max_times();
+    let mut delays = builder.build();
+    c.bench_function("backoff/full_jitter_delay_peer_backon", |b| {
+        b.iter(|| black_box(delays.next()))
+    });
+}
+
 fn retry_happy_path(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -40,5 +55,29 @@ fn retry_happy_path(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, full_jitter_delay, retry_happy_path);
+fn retry_happy_path_peer_backon(c: &mut Criterion) {
+    use backon::Retryable as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let builder = backon::ExponentialBuilder::default().with_jitter();
+    c.bench_function("retry/happy_path_peer_backon", |b| {
+        b.iter(|| {
+            runtime.block_on(
+                (|| async { Ok::<_, std::io::Error>(black_box(1u64)) })
+                    .retry(builder)
+                    .sleep(tokio::time::sleep),
+            )
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    full_jitter_delay,
+    full_jitter_delay_peer_backon,
+    retry_happy_path,
+    retry_happy_path_peer_backon
+);
 criterion_main!(benches);
