@@ -4,7 +4,7 @@
 //!
 //! 1. **breaker** — [`CircuitBreaker::admit`]: open means fail fast with
 //!    [`Error::CircuitOpen`], no waiting, no request;
-//! 2. **limiters** — the call's [`Cost`] is acquired from every limiter at once, waiting at most
+//! 2. **limiters** — the call's [`Cost`](crate::quota::Cost) is acquired from every limiter at once, waiting at most
 //!    `max_wait` (and never past the deadline), else [`Error::Throttled`] saying until when;
 //! 3. **send** — through the [`Transport`], with the idempotency key (minted once, before the
 //!    first attempt) and a per-attempt timeout;
