@@ -17,6 +17,7 @@
 //! | [`transport`] | the only door to the network, and its reqwest implementation |
 //! | [`upstream`] | the pipeline: one logical call through breaker, limiters, transport, inspection and retry |
 //! | [`stats`] | the article's four numbers, in process |
+//! | [`secret`] | credentials redacted from `Debug`, `Display`, errors and traces |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
 
 pub mod backoff;
@@ -30,6 +31,7 @@ pub mod limit;
 pub mod provider;
 pub mod quota;
 pub mod retry;
+pub mod secret;
 pub mod stats;
 pub mod telemetry;
 pub mod transport;
