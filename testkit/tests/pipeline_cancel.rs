@@ -59,7 +59,7 @@ fn build(sim: &SimUpstream, limiters: &Limiters) -> Upstream<GenericProvider> {
 }
 
 fn call(i: u64) -> RequestSpec {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         RequestSpec::get(format!("/v1/things/{i}"), "things.get")
     } else {
         RequestSpec::post("/v1/charges", "charges.create")
