@@ -34,6 +34,15 @@
 //! # }
 //! ```
 //!
+//! The core's pipeline ([`Upstream`](ratewise_core::upstream::Upstream) with
+//! [`GenericProvider`]) is tested end to end against it in `tests/`: `pipeline_virtual.rs` (retry
+//! storm, resets after commit with and without keys, hints, clamp; virtual time),
+//! `pipeline_outage.rs` (a 60 s outage: the breaker opens, fails fast, lets only probes
+//! through, closes), `pipeline_server.rs` (the same over real sockets with the default
+//! `ReqwestTransport`, real-clock hint and fail-fast bounds), `pipeline_metrics.rs` (exact
+//! metric values for a scripted plan) and `pipeline_cancel.rs` (calls dropped at random await
+//! points leak no permit and no probe slot).
+//!
 //! Decisions where the brief was silent: fault rules are checked before limits (a server that
 //! is down does not rate-limit); a throttled or faulted request stores no idempotent result, so
 //! its retry runs; latency (default 10 ms) applies to every response and the side effect commits
