@@ -289,10 +289,10 @@ impl<P: Provider> Upstream<P> {
         };
         span.record("attempts", attempts);
         span.record("outcome", outcome);
-        if attempts > 0 {
-            self.inner.counters.call_finished(result.is_ok(), attempts);
-            emit::call(P::NAME, outcome);
-        }
+        // A call refused before its first attempt (breaker open, limiter wait too long) is a
+        // failure the caller sees, so it counts as one.
+        self.inner.counters.call_finished(result.is_ok(), attempts);
+        emit::call(P::NAME, outcome);
         result
     }
 

@@ -130,7 +130,9 @@ fn a_scripted_run_emits_exactly_the_expected_counters_gauges_and_histograms() {
             format!("{}{{result=success_after_retry,{g}}}", metric::CALLS),
             "1",
         ),
-        (format!("{}{{result=failed,{g}}}", metric::CALLS), "1"),
+        // One call failed after its retries; one was refused by the open breaker before any
+        // attempt: both are failures the caller saw.
+        (format!("{}{{result=failed,{g}}}", metric::CALLS), "2"),
         (format!("{}{{{g}}}", metric::BREAKER_STATE), "0"),
         (
             format!("{}{{to=open,{g}}}", metric::BREAKER_TRANSITIONS),
@@ -161,14 +163,14 @@ fn a_scripted_run_emits_exactly_the_expected_counters_gauges_and_histograms() {
 
     // The in-process stats tell the same story.
     let stats = upstream.stats();
-    assert_eq!(stats.calls, 4);
+    assert_eq!(stats.calls, 5);
     assert_eq!(
         (
             stats.succeeded_first_try,
             stats.succeeded_after_retry,
             stats.failed
         ),
-        (2, 1, 1)
+        (2, 1, 2)
     );
     assert_eq!((stats.requests, stats.retries), (7, 4));
     assert_eq!(stats.breaker_rejections, 2);

@@ -195,8 +195,8 @@ async fn an_outage_opens_the_breaker_which_fails_fast_probes_alone_and_closes_on
     assert_eq!(stats.breaker, BreakerState::Closed);
     assert_eq!(stats.breaker_rejections, refused_at_once + refused_later);
     let failed = calls.iter().filter(|c| c.result.is_err()).count() as u64;
-    // A call refused before its first attempt made no request: it is a rejection, not a call.
-    assert_eq!(stats.failed, failed - refused_at_once);
-    assert_eq!(stats.calls, calls.len() as u64 - refused_at_once);
+    // Calls refused before their first attempt are failures the caller saw: they count.
+    assert_eq!(stats.failed, failed);
+    assert_eq!(stats.calls, calls.len() as u64);
     assert_eq!(stats.requests, ledger.requests());
 }
