@@ -22,6 +22,8 @@ pub mod form;
 pub mod headers;
 pub mod limits;
 pub mod provider;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use error::{ErrorType, StripeError};
 pub use limits::{Mode, StripeLimits};
