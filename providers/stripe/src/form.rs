@@ -94,6 +94,13 @@ fn pair(out: &mut String, name: &str, value: &str) {
     push_encoded(out, value);
 }
 
+/// `text` percent-encoded as one path segment or form component.
+pub(crate) fn component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_encoded(&mut out, text);
+    out
+}
+
 /// Percent-encodes everything but the unreserved characters of RFC 3986.
 fn push_encoded(out: &mut String, text: &str) {
     for byte in text.bytes() {

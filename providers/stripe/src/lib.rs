@@ -7,6 +7,10 @@
 //! | [`headers`] | Stripe's header names and formats |
 //! | [`error`] | [`StripeError`], the typed error body |
 //! | [`limits`] | global, per-endpoint and read/write budgets |
+//! | [`client`] | [`StripeClient`]: builder, `from_env`, version pinning, Connect account |
+//! | [`payment_intents`], [`customers`], [`refunds`] | typed resources and their params |
+//! | [`request`] | [`Request`]: one logical call, its idempotency key, `send`/`send_with_meta` |
+//! | [`list`] | one page of a list, and [`Pages`] to follow `starting_after` |
 //! | [`form`] | form encoding with Stripe's nesting (`metadata[k]=v`, `expand[]=x`) |
 //! | `webhook` | `Stripe-Signature` verification, event parsing, dedupe (feature `webhook`) |
 //!
@@ -17,16 +21,30 @@
 //! the shared limiters slow the budget that was exceeded so the retry does not add to the
 //! storm. See [`provider`] for every rule.
 
+pub mod client;
+pub mod customers;
 pub mod error;
+pub mod expandable;
 pub mod form;
 pub mod headers;
 pub mod limits;
+pub mod list;
+pub mod payment_intents;
 pub mod provider;
+pub mod refunds;
+pub mod request;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
+pub use client::{ClientError, StripeClient, StripeClientBuilder};
+pub use customers::{Customer, CustomerParams};
 pub use error::{ErrorType, StripeError};
+pub use expandable::Expandable;
 pub use limits::{Mode, StripeLimits};
+pub use list::{List, Object, Pages};
+pub use payment_intents::{CreatePaymentIntent, PaymentIntent, PaymentIntentStatus};
 pub use provider::StripeProvider;
 pub use ratewise_core::idempotency::IdempotencyKey;
 pub use ratewise_core::secret::Secret;
+pub use refunds::{CreateRefund, Refund};
+pub use request::{Error, Meta, Request};

@@ -259,10 +259,14 @@ mod tests {
         }
     }
 
+    /// (name, status, body, headers, expected verdict)
+    type Case = (&'static str, u16, &'static str, Headers, Verdict);
+    type Headers = &'static [(&'static str, &'static str)];
+
     #[test]
     fn every_status_and_code_reads_as_documented() {
         use Processing::{Maybe, NotProcessed};
-        let cases: &[(&str, u16, &str, &[(&'static str, &'static str)], Verdict)] = &[
+        let cases: &[Case] = &[
             ("200 ok", 200, "{}", &[], Verdict::Success),
             (
                 "429 rate_limit: retry, not processed",
