@@ -12,6 +12,7 @@
 //! | [`request`] | [`Request`]: one logical call, its idempotency key, `send`/`send_with_meta` |
 //! | [`list`] | one page of a list, and [`Pages`] to follow `starting_after` |
 //! | [`form`] | form encoding with Stripe's nesting (`metadata[k]=v`, `expand[]=x`) |
+//! | `sim` | Stripe's dialect and a small in-memory Stripe for the testkit (feature `sim`) |
 //! | `webhook` | `Stripe-Signature` verification, event parsing, dedupe (feature `webhook`) |
 //!
 //! # Where this differs from stripe-node
@@ -33,6 +34,8 @@ pub mod payment_intents;
 pub mod provider;
 pub mod refunds;
 pub mod request;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

@@ -30,7 +30,7 @@
 //!
 //! A 429 carries `Stripe-Rate-Limited-Reason`; the provider turns it into a snapshot of
 //! `stripe.global` (`global-rate`, `global-concurrency`, or no header) or `stripe.endpoint`
-//! (`endpoint-rate`, `endpoint-concurrency`) with nothing remaining for a pause (default 1 s).
+//! (`endpoint-rate`, `endpoint-concurrency`) with nothing remaining for a pause (default 500 ms).
 //! `resource-specific` (one object's limit) slows no budget: the retry backs off instead. The
 //! response does not say which operation it answered, so the [`EndpointLimiter`] pauses every
 //! endpoint it admitted during the last second: it errs slow for the few endpoints active at

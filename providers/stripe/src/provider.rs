@@ -48,14 +48,18 @@ use crate::limits::{self, StripeLimits};
 /// How long to wait before retrying a 409 `idempotency_key_in_use`: 500 ms.
 pub const IN_FLIGHT_DELAY: Duration = Duration::from_millis(500);
 
-/// How long a 429 pauses the budget it names: 1 s, Stripe's rate window.
-pub const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+/// How long a 429 pauses the budget it names: 500 ms, half of Stripe's one-second rate window.
+///
+/// Long enough for the window to drain part-way, short enough that one stray 429 (another
+/// process sharing the key) does not stall every caller for a full second; the budget then
+/// refills at its configured rate.
+pub const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_millis(500);
 
 /// Stripe's dialect for the ratewise pipeline.
 ///
 /// Defaults: the limits of [`StripeLimits::new`] for the mode given (use
 /// [`StripeProvider::for_key`] to pick it from the key); a 429 pauses its budget for
-/// [`DEFAULT_THROTTLE_PAUSE`].
+/// [`DEFAULT_THROTTLE_PAUSE`] (500 ms).
 #[derive(Clone, Debug)]
 pub struct StripeProvider {
     limits: StripeLimits,
@@ -76,7 +80,7 @@ impl StripeProvider {
         Self::new(StripeLimits::for_key(key))
     }
 
-    /// How long a 429 pauses the budget it names (default 1 s; zero pauses nothing).
+    /// How long a 429 pauses the budget it names (default 500 ms; zero pauses nothing).
     pub fn throttle_pause(mut self, pause: Duration) -> Self {
         self.throttle_pause = pause;
         self
