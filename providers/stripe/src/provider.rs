@@ -10,7 +10,7 @@
 //!    [`Reason::Contention`], not processed, local backoff (short: 200 ms base by default).
 //! 3. Any other 429 (`rate_limit`, a concurrency limit): [`Reason::RateLimited`], not
 //!    processed; the budget `Stripe-Rate-Limited-Reason` names is paused (see
-//!    [`limits`](crate::limits)).
+//!    [`limits`] module).
 //! 4. 400 with `code: rate_limit` (API versions before 2015-09-08), or a 400 "creating
 //!    accounts too quickly": rate limited, as stripe-node does.
 //! 5. 400 `type: idempotency_error` (a key reused with other parameters): never retried.

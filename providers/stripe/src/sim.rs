@@ -310,20 +310,20 @@ impl Handler for StripeHandler {
                 else {
                     return not_found(id);
                 };
-                if method == Method::POST {
-                    if let Value::Object(map) = object {
-                        for (k, v) in fields(&body) {
-                            map.insert(k, v);
+                if method == Method::POST
+                    && let Value::Object(map) = object
+                {
+                    for (k, v) in fields(&body) {
+                        map.insert(k, v);
+                    }
+                    match rest {
+                        ["confirm"] => {
+                            map.insert("status".into(), json!("succeeded"));
                         }
-                        match rest {
-                            ["confirm"] => {
-                                map.insert("status".into(), json!("succeeded"));
-                            }
-                            ["cancel"] => {
-                                map.insert("status".into(), json!("canceled"));
-                            }
-                            _ => {}
+                        ["cancel"] => {
+                            map.insert("status".into(), json!("canceled"));
                         }
+                        _ => {}
                     }
                 }
                 json_response(StatusCode::OK, object)
