@@ -15,6 +15,22 @@
 //! | `sim` | Stripe's dialect and a small in-memory Stripe for the testkit (feature `sim`) |
 //! | `webhook` | `Stripe-Signature` verification, event parsing, dedupe (feature `webhook`) |
 //!
+//! ```no_run
+//! use ratewise_stripe::{CreatePaymentIntent, StripeClient, Uuid};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let stripe = StripeClient::from_env()?; // STRIPE_SECRET_KEY
+//! let intent = stripe
+//!     .payment_intents()
+//!     .create(CreatePaymentIntent::new(2000, "usd").metadata("order_id", "6735"))
+//!     // Optional: the same order always sends the same key, across processes and restarts.
+//!     .idempotency_key_for(&Uuid::NAMESPACE_URL, "https://shop.example/orders/6735")
+//!     .send()
+//!     .await?;
+//! println!("{} {:?}", intent.id, intent.status);
+//! # Ok(()) }
+//! ```
+//!
 //! # Where this differs from stripe-node
 //!
 //! stripe-node does not retry a plain 429 unless `Stripe-Should-Retry: true`; this crate does,
@@ -51,3 +67,5 @@ pub use ratewise_core::idempotency::IdempotencyKey;
 pub use ratewise_core::secret::Secret;
 pub use refunds::{CreateRefund, Refund};
 pub use request::{Error, Meta, Request};
+/// UUIDs, for [`Request::idempotency_key_for`] namespaces.
+pub use uuid::Uuid;

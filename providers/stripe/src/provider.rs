@@ -493,11 +493,29 @@ mod tests {
     }
 
     #[test]
-    fn the_default_limiters_pace_the_global_budget() {
+    fn the_default_limiters_charge_each_endpoint_its_own_budget() {
+        use ratewise_core::limit::CompositeLimiter;
         let clock = ManualClock::new();
-        let provider = StripeProvider::for_key("sk_test_x");
-        let limiters = provider.default_limiters(&clock.shared());
-        assert_eq!(limiters.len(), 2);
-        let _ = clock.now();
+        let provider = StripeProvider::for_key("sk_live_x");
+        let composite = provider
+            .default_limiters(&clock.shared())
+            .into_iter()
+            .fold(CompositeLimiter::new().clock(clock.shared()), |c, l| {
+                c.with(l)
+            });
+        let create = provider.cost(&RequestSpec::post(
+            "/v1/payment_intents",
+            "payment_intents.create",
+        ));
+        let list = provider.cost(&RequestSpec::get("/v1/customers", "customers.list"));
+        // Per-endpoint burst: 6 (a quarter second of 25/s).
+        for _ in 0..6 {
+            let _ = composite.try_acquire(&create).unwrap();
+        }
+        let refused = composite.try_acquire(&create).unwrap_err();
+        assert_eq!(refused.budget, limits::endpoint("payment_intents.create"));
+        let _ = composite.try_acquire(&list).unwrap();
+        clock.advance(Duration::from_millis(40));
+        let _ = composite.try_acquire(&create).unwrap();
     }
 }
