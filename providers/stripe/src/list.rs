@@ -1,5 +1,6 @@
 //! [`List`]: one page of a list endpoint, and [`Pages`] to walk them with `starting_after`.
 
+use futures_util::Stream;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -101,5 +102,38 @@ impl<T: DeserializeOwned + Object> Pages<T> {
             None => self.done = true,
         }
         Ok(Some(page))
+    }
+
+    /// Every object of every page, as an async stream fetching one page at a time.
+    ///
+    /// Ends after the last object, or after the first error (which it yields).
+    ///
+    /// ```no_run
+    /// use futures_util::{StreamExt, pin_mut};
+    /// # async fn run(client: ratewise_stripe::StripeClient) -> Result<(), ratewise_stripe::Error> {
+    /// let customers = client.customers().list().limit(100).pages().into_stream();
+    /// pin_mut!(customers);
+    /// while let Some(customer) = customers.next().await {
+    ///     println!("{}", customer?.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn into_stream(self) -> impl Stream<Item = Result<T, Error>> {
+        let state = (self, std::collections::VecDeque::new(), false);
+        futures_util::stream::unfold(state, |(mut pages, mut buffer, failed)| async move {
+            loop {
+                if failed {
+                    return None;
+                }
+                if let Some(item) = buffer.pop_front() {
+                    return Some((Ok(item), (pages, buffer, false)));
+                }
+                match pages.next_page().await {
+                    Ok(Some(page)) => buffer.extend(page.data),
+                    Ok(None) => return None,
+                    Err(error) => return Some((Err(error), (pages, buffer, true))),
+                }
+            }
+        })
     }
 }

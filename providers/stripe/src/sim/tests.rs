@@ -352,6 +352,23 @@ async fn pages_follow_starting_after_to_the_end() {
     }
     assert_eq!(sizes, [10, 10, 5]);
     assert_eq!(ids.len(), 25);
+
+    use futures_util::StreamExt;
+    let streamed: Vec<_> = client
+        .customers()
+        .list()
+        .limit(7)
+        .pages()
+        .into_stream()
+        .collect()
+        .await;
+    assert_eq!(streamed.len(), 25);
+    assert!(streamed.iter().all(Result::is_ok));
+    assert_eq!(
+        sim.ledger().requests(),
+        25 + 1 + 3 + 4,
+        "four pages of seven"
+    );
 }
 
 /// 60 concurrent creations against a server allowing 20/s per operation, from a client that
