@@ -10,7 +10,7 @@
 //! | [`client`] | [`StripeClient`]: builder, `from_env`, version pinning, Connect account |
 //! | [`payment_intents`], [`customers`], [`refunds`] | typed resources and their params |
 //! | [`request`] | [`Request`]: one logical call, its idempotency key, `send`/`send_with_meta` |
-//! | [`list`] | one page of a list, and [`Pages`] to follow `starting_after` |
+//! | [`list`] | one page of a list; [`Pages`] follows `starting_after`, page by page or as a `Stream` |
 //! | [`form`] | form encoding with Stripe's nesting (`metadata[k]=v`, `expand[]=x`) |
 //! | `sim` | Stripe's dialect and a small in-memory Stripe for the testkit (feature `sim`) |
 //! | `webhook` | `Stripe-Signature` verification, event parsing, dedupe (feature `webhook`) |
