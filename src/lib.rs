@@ -5,3 +5,7 @@
 
 pub use ratewise_core as core;
 pub use ratewise_core::*;
+
+/// The Stripe client: payment intents, customers, refunds, webhooks (feature `stripe`).
+#[cfg(feature = "stripe")]
+pub use ratewise_stripe as stripe;
