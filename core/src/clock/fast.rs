@@ -19,7 +19,7 @@ const RESYNC_NANOS: u64 = 100_000_000;
 /// without an invariant counter it falls back to the system's monotonic clock.
 ///
 /// **Not virtual**: it ignores tokio's paused time, so don't use it under
-/// `#[tokio::test(start_paused = true)]` or with [`tokio::time::advance`]; tests keep the
+/// `#[tokio::test(start_paused = true)]` or with `tokio::time::advance`; tests keep the
 /// default [`TokioClock`](super::TokioClock) or a [`ManualClock`](super::ManualClock).
 ///
 /// Its instants are on the same timeline as `std::time::Instant` and tokio's timers: the counter
