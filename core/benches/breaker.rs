@@ -2,6 +2,8 @@
 //!
 //! * `breaker/admit_record/uncontended`: one thread, closed breaker, real clock (`TokioClock`
 //!   outside a runtime reads the monotonic clock). Target: ≤ 40 ns.
+//! * `breaker/admit_record/fast_clock`: the same with a `FastClock` (the CPU's timestamp
+//!   counter, ~10 ns a read): what a service that opts into it pays.
 //! * `breaker/admit_record/manual_clock`: the same with a `ManualClock`, isolating the
 //!   breaker's own cost from the clock read.
 //! * `breaker/admit_record/2_threads`: two threads admitting and recording on one breaker at
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ratewise_core::breaker::{BreakerConfig, CircuitBreaker, Outcome};
-use ratewise_core::clock::{Clock, ManualClock, SharedClock, TokioClock};
+use ratewise_core::clock::{Clock, FastClock, ManualClock, SharedClock, TokioClock};
 
 fn closed(clock: SharedClock) -> CircuitBreaker {
     CircuitBreaker::new(BreakerConfig::default().name("bench"), clock)
@@ -33,6 +35,9 @@ fn bench(c: &mut Criterion) {
 
     let breaker = closed(TokioClock::shared());
     group.bench_function("uncontended", |b| b.iter(|| admit_record(&breaker)));
+
+    let breaker = closed(FastClock::shared());
+    group.bench_function("fast_clock", |b| b.iter(|| admit_record(&breaker)));
 
     let breaker = closed(ManualClock::new().shared());
     group.bench_function("manual_clock", |b| b.iter(|| admit_record(&breaker)));
@@ -64,6 +69,10 @@ fn bench(c: &mut Criterion) {
     // Reference points on the same machine and load: the clock read and an Arc clone/drop.
     let clock = TokioClock::shared();
     c.bench_function("breaker/reference/clock_now", |b| {
+        b.iter(|| black_box(&clock).now())
+    });
+    let clock = FastClock::shared();
+    c.bench_function("breaker/reference/fast_clock_now", |b| {
         b.iter(|| black_box(&clock).now())
     });
     let arc = std::sync::Arc::new(0u64);

@@ -11,9 +11,24 @@ use std::time::Instant;
 
 /// The name of a budget: `"requests"`, `"tokens"`, `"search"`, …
 ///
-/// Cheap to clone for the built-in names (`Cow::Borrowed`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Cheap to clone for the built-in names (`Cow::Borrowed`), and cheap to compare: two copies of
+/// the same static name compare by address before comparing text.
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct BudgetName(Cow<'static, str>);
+
+impl PartialEq for BudgetName {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.as_str(), other.as_str());
+        std::ptr::eq(a, b) || a == b
+    }
+}
+
+impl std::hash::Hash for BudgetName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl BudgetName {
     /// Requests: every call spends 1.
@@ -32,6 +47,7 @@ impl BudgetName {
     }
 
     /// The name as text.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -174,7 +174,7 @@ fn nanos(d: Duration) -> u64 {
 impl CircuitBreaker {
     /// A closed breaker with `config`, reading time from `clock`.
     pub fn new(config: BreakerConfig, clock: SharedClock) -> Self {
-        let origin = clock.now();
+        let origin = clock.epoch();
         let bucket = config.bucket_duration();
         Self {
             inner: Arc::new(Inner {
@@ -337,7 +337,7 @@ impl CircuitBreaker {
 impl Inner {
     #[inline]
     fn now(&self) -> u64 {
-        nanos(self.clock.now().saturating_duration_since(self.origin))
+        self.clock.nanos_since(self.origin)
     }
 
     fn instant(&self, nanos: u64) -> Instant {

@@ -140,7 +140,7 @@ impl GcraLimiter {
     /// A limiter admitting `rate`, with a burst of one full period (`rate.amount()`).
     pub fn new(rate: Rate) -> Self {
         let clock: SharedClock = TokioClock::shared();
-        let base = clock.now();
+        let base = clock.epoch();
         let limiter = Self {
             budget: BudgetName::REQUESTS,
             clock,
@@ -171,7 +171,7 @@ impl GcraLimiter {
 
     /// The clock this limiter reads (default [`TokioClock`]). Resets the bucket to full.
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.base = clock.now();
+        self.base = clock.epoch();
         self.clock = clock;
         self.tat.store(0, Ordering::Release);
         self.exhausted_until.store(0, Ordering::Release);
@@ -213,8 +213,9 @@ impl GcraLimiter {
         room.checked_div(interval).unwrap_or(0)
     }
 
+    #[inline]
     fn now_nanos(&self) -> u64 {
-        nanos(self.clock.now().saturating_duration_since(self.base))
+        self.clock.nanos_since(self.base)
     }
 
     fn instant(&self, nanos_since_base: u64) -> Option<Instant> {

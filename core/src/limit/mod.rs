@@ -98,21 +98,32 @@ impl Permit {
     }
 
     /// One permit holding both `self` and `other`.
+    #[inline]
     pub fn merge(mut self, mut other: Permit) -> Self {
+        if other.is_empty() {
+            return self;
+        }
+        if self.is_empty() {
+            return other;
+        }
         self.on_release.append(&mut other.on_release);
         self
     }
 
     /// True when dropping this permit releases nothing.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.on_release.is_empty()
     }
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
-        for release in self.on_release.drain(..) {
-            release();
+        if !self.on_release.is_empty() {
+            for release in std::mem::take(&mut self.on_release) {
+                release();
+            }
         }
     }
 }
