@@ -8,11 +8,14 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ratewise::provider::RequestSpec;
-use ratewise::transport::ReqwestTransport;
+use ratewise::transport::{ReqwestTransport, Transport, TransportError};
 use ratewise::upstream::Upstream;
 use ratewise_testkit::{GenericProvider, SimServer, SimUpstream};
 
@@ -94,5 +97,54 @@ fn pipeline(c: &mut Criterion) {
     rt.block_on(server.shutdown());
 }
 
-criterion_group!(benches, pipeline);
+/// A transport that answers at once from memory: what is left is the pipeline's own CPU.
+#[derive(Debug)]
+struct Instant200;
+
+#[async_trait::async_trait]
+impl Transport for Instant200 {
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+        _timeout: Duration,
+    ) -> Result<http::Response<Bytes>, TransportError> {
+        black_box(request);
+        Ok(http::Response::new(Bytes::from_static(b"{\"id\":\"x\"}")))
+    }
+}
+
+/// The pipeline's CPU per call, without a network: `Upstream::execute` over an in-memory
+/// transport beside calling that transport directly with the same request.
+fn pipeline_cpu(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let transport = Arc::new(Instant200);
+    let upstream = Upstream::builder(GenericProvider::new(), "http://in-memory.test")
+        .transport(transport.clone())
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("pipeline_cpu");
+    group.bench_function("transport_direct", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = http::Request::get("http://in-memory.test/v1/things")
+                .body(Bytes::new())
+                .unwrap();
+            black_box(
+                transport
+                    .send(request, Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+    group.bench_function("upstream_execute", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(pipeline_get(&upstream).await) })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, pipeline_cpu);
 criterion_main!(benches);
