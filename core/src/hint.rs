@@ -52,6 +52,10 @@ use decimal::Unit;
 /// `Retry-After` itself is [`http::header::RETRY_AFTER`].
 pub const RETRY_AFTER_MS: &str = "retry-after-ms";
 
+/// `retry-after-ms` as a parsed header name: looking a header up by `&str` parses the name on
+/// every lookup, by `&HeaderName` it does not.
+static RETRY_AFTER_MS_NAME: http::HeaderName = http::HeaderName::from_static(RETRY_AFTER_MS);
+
 /// Where a [`Hint`] came from: which header, in which form.
 ///
 /// Carried for telemetry and logs ("waiting 60 s (retry-after)"), and so a caller can trust
@@ -123,7 +127,7 @@ impl Hint {
     /// tried. Names match case-insensitively; of repeated headers only the first value is read.
     /// Provider-specific reset headers are not consulted here; see [`Hint::epoch_reset`].
     pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Self> {
-        header_bytes(headers, RETRY_AFTER_MS)
+        header_bytes(headers, &RETRY_AFTER_MS_NAME)
             .and_then(Self::retry_after_ms)
             .or_else(|| header_bytes(headers, RETRY_AFTER).and_then(|v| Self::retry_after(v, now)))
     }

@@ -72,9 +72,13 @@ pub trait Provider: Send + Sync + 'static {
     /// The request id the provider put on a response (`x-request-id`, `Request-Id`, …), carried
     /// on every error so the 3 AM reader can quote it to support.
     fn request_id(&self, headers: &HeaderMap) -> Option<String> {
-        ["x-request-id", "request-id"]
+        static NAMES: [HeaderName; 2] = [
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("request-id"),
+        ];
+        NAMES
             .iter()
-            .find_map(|name| headers.get(*name))
+            .find_map(|name| headers.get(name))
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     }

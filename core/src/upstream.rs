@@ -173,6 +173,7 @@ pub struct Upstream<P: Provider> {
 struct Inner<P: Provider> {
     provider: P,
     base_url: String,
+    origin: Origin,
     headers: HeaderMap,
     transport: Arc<dyn Transport>,
     clock: SharedClock,
@@ -471,8 +472,7 @@ impl<P: Provider> Upstream<P> {
         spec: &RequestSpec,
         key_header: Option<HeaderName>,
     ) -> Result<Template, Error<P::ApiError>> {
-        let url = format!("{}{}", self.inner.base_url, spec.path);
-        let uri: Uri = url.parse().map_err(|e| {
+        let uri = self.inner.origin.join(&spec.path).map_err(|e| {
             Error::invalid_request(P::NAME, format!("bad path `{}`: {e}", spec.path))
         })?;
         let mut headers = self.inner.headers.clone();
@@ -530,6 +530,55 @@ impl<P: Provider> Upstream<P> {
             error = error.with_request_id(id);
         }
         error
+    }
+}
+
+/// The base URL, parsed once: each call only validates its own path.
+struct Origin {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// The base URL's path without its trailing slash (`""`, or `/api/v3` for GitHub Enterprise).
+    base_path: String,
+}
+
+impl Origin {
+    fn parse(base_url: &str) -> Result<Self, ConfigError> {
+        let uri: Uri = base_url
+            .parse()
+            .map_err(|e| ConfigError(format!("base URL `{base_url}`: {e}")))?;
+        let parts = uri.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            return Err(ConfigError(format!(
+                "base URL `{base_url}` needs a scheme and a host (https://api.example.com)"
+            )));
+        };
+        let base_path = parts
+            .path_and_query
+            .map(|p| p.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            scheme,
+            authority,
+            base_path,
+        })
+    }
+
+    /// The URI of `path` (which must start with `/`) under this origin.
+    fn join(&self, path: &str) -> Result<Uri, String> {
+        if !path.starts_with('/') {
+            return Err("a path must start with `/`".to_owned());
+        }
+        let path_and_query = if self.base_path.is_empty() {
+            http::uri::PathAndQuery::try_from(path)
+        } else {
+            http::uri::PathAndQuery::try_from(format!("{}{path}", self.base_path))
+        }
+        .map_err(|e| e.to_string())?;
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|e| e.to_string())
     }
 }
 
@@ -698,14 +747,7 @@ impl<P: Provider> UpstreamBuilder<P> {
     /// Builds the upstream.
     pub fn build(self) -> Result<Upstream<P>, ConfigError> {
         let base_url = self.base_url.trim_end_matches('/').to_owned();
-        let uri: Uri = base_url
-            .parse()
-            .map_err(|e| ConfigError(format!("base URL `{base_url}`: {e}")))?;
-        if uri.scheme().is_none() || uri.authority().is_none() {
-            return Err(ConfigError(format!(
-                "base URL `{base_url}` needs a scheme and a host (https://api.example.com)"
-            )));
-        }
+        let origin = Origin::parse(&base_url)?;
         let clock = self.clock.unwrap_or_else(TokioClock::shared);
         let transport = match self.transport {
             Some(transport) => transport,
@@ -737,6 +779,7 @@ impl<P: Provider> UpstreamBuilder<P> {
             inner: Arc::new(Inner {
                 provider: self.provider,
                 base_url,
+                origin,
                 headers: self.headers,
                 transport,
                 clock,
@@ -766,5 +809,33 @@ impl<P: Provider> fmt::Debug for UpstreamBuilder<P> {
             .field("base_url", &self.base_url)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_path_joins_the_base_url_and_keeps_its_path_prefix() {
+        let plain = Origin::parse("https://api.stripe.com").unwrap();
+        assert_eq!(
+            plain.join("/v1/charges?limit=3").unwrap(),
+            "https://api.stripe.com/v1/charges?limit=3"
+        );
+        let enterprise = Origin::parse("https://ghe.example.com/api/v3/").unwrap();
+        assert_eq!(
+            enterprise.join("/repos/o/r").unwrap(),
+            "https://ghe.example.com/api/v3/repos/o/r"
+        );
+    }
+
+    #[test]
+    fn a_path_without_a_leading_slash_or_a_base_without_a_host_is_refused() {
+        let origin = Origin::parse("http://127.0.0.1:8080").unwrap();
+        assert!(origin.join("v1/things").is_err());
+        assert!(origin.join("/v1/bad path").is_err());
+        assert!(Origin::parse("/just/a/path").is_err());
+        assert!(Origin::parse("not a url").is_err());
     }
 }

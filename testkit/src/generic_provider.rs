@@ -68,7 +68,11 @@ impl Default for GenericProvider {
     }
 }
 
-fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
+static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+fn number(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
     std::str::from_utf8(header_bytes(headers, name)?)
         .ok()?
         .trim()
@@ -78,15 +82,15 @@ fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
 
 /// The `X-RateLimit-*` snapshot of the `requests` budget, if the headers carry one.
 pub fn rate_limit_snapshot(headers: &HeaderMap, at: Timestamp) -> Option<QuotaSnapshot> {
-    let remaining = number(headers, "x-ratelimit-remaining")?;
-    let reset = parse_epoch_seconds(header_bytes(headers, "x-ratelimit-reset")?)?;
+    let remaining = number(headers, &REMAINING)?;
+    let reset = parse_epoch_seconds(header_bytes(headers, &RESET)?)?;
     let snapshot = QuotaSnapshot::new(
         BudgetName::REQUESTS,
         remaining,
         at.instant_at(reset),
         at.instant,
     );
-    Some(match number(headers, "x-ratelimit-limit") {
+    Some(match number(headers, &LIMIT) {
         Some(limit) => snapshot.with_limit(limit),
         None => snapshot,
     })
