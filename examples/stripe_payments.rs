@@ -3,7 +3,7 @@
 //!
 //! Runs offline, in virtual time, against the testkit's in-memory Stripe: about 20 % of
 //! requests meet a fault (the connection reset *after* Stripe committed the PaymentIntent, a
-//! 500, bursts of 429s) behind Stripe's live limits (100/s global, 25/s for the endpoint).
+//! 500, `lock_timeout`, bursts of 429s) behind Stripe's live limits (100/s global, 25/s for the endpoint).
 //! Every call carries one idempotency key for all its attempts, so a retry after a reset is
 //! answered by a replay instead of a second charge.
 //!
@@ -19,7 +19,7 @@ use std::time::Duration;
 use http::StatusCode;
 use ratewise::error::Retryable;
 use ratewise::upstream::CallPolicy;
-use ratewise_stripe::sim::{StripeDialect, StripeHandler};
+use ratewise_stripe::sim::{OBJECT_LOCK, StripeDialect, StripeHandler};
 use ratewise_stripe::{CreatePaymentIntent, StripeClient};
 use ratewise_testkit::{Fault, FaultPlan, ServerLimit, SimUpstream};
 
@@ -80,8 +80,9 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> ExitCode {
     let faults = FaultPlan::new()
-        .random(0.08, Fault::ResetAfterCommit)
-        .random(0.07, Fault::server_error(StatusCode::INTERNAL_SERVER_ERROR))
+        .random(0.07, Fault::ResetAfterCommit)
+        .random(0.06, Fault::server_error(StatusCode::INTERNAL_SERVER_ERROR))
+        .random(0.03, Fault::throttled_by(OBJECT_LOCK))
         .bursts(0.01, 5, Fault::throttle_without_hint());
     let sim = SimUpstream::builder()
         .dialect(StripeDialect::new())
@@ -177,7 +178,7 @@ async fn run(args: Args) -> ExitCode {
         "  500s                       {}",
         ledger.with_status(StatusCode::INTERNAL_SERVER_ERROR)
     );
-    println!("  429s                       {}", ledger.throttled());
+    println!("  429s (lock_timeout, rate)  {}", ledger.throttled());
     println!(
         "virtual time                 {:.1} s",
         elapsed.as_secs_f64()

@@ -20,6 +20,13 @@ pub enum Fault {
         /// The wait announced in `Retry-After`, if any.
         retry_after: Option<Duration>,
     },
+    /// The dialect's throttle response as if the limit named `limit` had refused the request
+    /// (no hint, nothing committed): lets a dialect answer a refusal it models by name, such as
+    /// Stripe's `lock_timeout` for an object lock.
+    ThrottledBy {
+        /// The refusing limit's name ([`crate::ServerLimit::named`]).
+        limit: std::sync::Arc<str>,
+    },
     /// The dialect's server error with this status (500, 502, 503, 504); nothing is committed.
     ServerError {
         /// The status to answer with.
@@ -39,6 +46,13 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The dialect's throttle response as if the limit named `limit` had refused.
+    pub fn throttled_by(limit: &str) -> Self {
+        Self::ThrottledBy {
+            limit: std::sync::Arc::from(limit),
+        }
+    }
+
     /// A 429 announcing `retry_after`.
     pub fn throttle(retry_after: Duration) -> Self {
         Self::Throttle {

@@ -66,7 +66,7 @@ pub use generic_provider::{GenericError, GenericProvider, rate_limit_snapshot};
 pub use handler::{EchoHandler, Handler, HandlerContext};
 pub use idempotency::IdempotencyError;
 pub use ledger::{Ledger, LedgerEntry, Outcome};
-pub use limit::{Algorithm, LimitStatus, Scope, ServerLimit};
+pub use limit::{Algorithm, LimitStatus, OperationKey, Scope, ServerLimit};
 pub use ratewise_core::clock::ManualClock;
 pub use server::SimServer;
 pub use transport::SimTransport;

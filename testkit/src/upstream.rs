@@ -365,6 +365,17 @@ impl SimUpstream {
                     };
                     (Decision::Throttle { retry_after }, statuses)
                 }
+                Some(Fault::ThrottledBy { limit }) => {
+                    state.limits.charge_failure(&operation, headers, now);
+                    let refusal = LimitStatus {
+                        name: limit,
+                        limit: 1,
+                        remaining: 0,
+                        reset_after: Duration::ZERO,
+                        exceeded: true,
+                    };
+                    (Decision::Throttle { retry_after: None }, vec![refusal])
+                }
                 Some(Fault::ServerError { status }) => {
                     let statuses = state.limits.charge_failure(&operation, headers, now);
                     (Decision::ServerError(status), statuses)

@@ -40,7 +40,9 @@ use std::sync::{Mutex, PoisonError};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use ratewise_testkit::dialect::{epoch_seconds_ceil, json_response};
-use ratewise_testkit::{Dialect, Handler, HandlerContext, IdempotencyError, ResponseContext};
+use ratewise_testkit::{
+    Dialect, Handler, HandlerContext, IdempotencyError, ResponseContext, ServerLimit,
+};
 use serde_json::{Map, Value, json};
 
 use crate::error::code;
@@ -71,8 +73,44 @@ fn error_body(status: StatusCode, error: Value) -> http::Response<Bytes> {
     json_response(status, &json!({ "error": error }))
 }
 
+/// The name of the [`object_lock`] limit; the dialect answers its refusals with `lock_timeout`.
+pub const OBJECT_LOCK: &str = "object-lock";
+
+/// Stripe's object lock: one write at a time per existing object (`POST /v1/customers/cus_1`,
+/// `POST /v1/payment_intents/pi_1/confirm`); a concurrent write to the same object is refused
+/// with 429 `lock_timeout`, as Stripe does. Creates (`POST /v1/customers`) and reads are not
+/// locked. Add it with `SimUpstream::builder().limit(object_lock())`.
+pub fn object_lock() -> ServerLimit {
+    ServerLimit::concurrency(1)
+        .keyed_by(locked_object)
+        .named(OBJECT_LOCK)
+}
+
+/// `/v1/<resource>/<id>` for a write to an existing object, else `None`.
+fn locked_object(operation: &str) -> Option<String> {
+    let path = operation.strip_prefix("POST ")?;
+    let path = path.split('?').next().unwrap_or(path);
+    let mut segments = path.trim_start_matches('/').split('/');
+    let (version, resource, id) = (segments.next()?, segments.next()?, segments.next()?);
+    (!id.is_empty()).then(|| format!("/{version}/{resource}/{id}"))
+}
+
 impl Dialect for StripeDialect {
     fn throttle_response(&self, ctx: &ResponseContext<'_>) -> http::Response<Bytes> {
+        if ctx
+            .limits
+            .iter()
+            .any(|l| l.exceeded && &*l.name == OBJECT_LOCK)
+        {
+            return error_body(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({
+                    "type": "invalid_request_error",
+                    "code": code::LOCK_TIMEOUT,
+                    "message": "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request. If you see this error frequently and are making multiple concurrent requests to a single object, make your requests serially or at a lower rate.",
+                }),
+            );
+        }
         let mut response = error_body(
             StatusCode::TOO_MANY_REQUESTS,
             json!({

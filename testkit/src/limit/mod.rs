@@ -69,6 +69,28 @@ pub enum Scope {
     /// Each value of this request header (an API key, an account id) has its own budget;
     /// requests without it share one.
     PerHeader(HeaderName),
+    /// The budget key is computed from the operation (`"POST /v1/customers/cus_1"`); requests
+    /// for which it returns `None` are not limited. Models per-object locks.
+    Keyed(OperationKey),
+}
+
+/// A function from an operation (`"POST /v1/customers/cus_1"`) to its budget key, or `None`
+/// when the limit does not apply: see [`Scope::Keyed`].
+#[derive(Clone, Copy)]
+pub struct OperationKey(pub fn(&str) -> Option<String>);
+
+impl PartialEq for OperationKey {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for OperationKey {}
+
+impl std::fmt::Debug for OperationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperationKey(fn)")
+    }
 }
 
 /// One limit the simulated server enforces.
@@ -138,6 +160,12 @@ impl ServerLimit {
         self.scope(Scope::Operation(operation.into()))
     }
 
+    /// One budget per key that `key` computes from the operation; operations it maps to `None`
+    /// are not limited (shorthand for [`Scope::Keyed`]).
+    pub fn keyed_by(self, key: fn(&str) -> Option<String>) -> Self {
+        self.scope(Scope::Keyed(OperationKey(key)))
+    }
+
     /// One budget per value of `header` (shorthand for [`Scope::PerHeader`]).
     pub fn per_header(self, header: HeaderName) -> Self {
         self.scope(Scope::PerHeader(header))
@@ -173,6 +201,7 @@ impl ServerLimit {
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                     .unwrap_or_default(),
             ),
+            Scope::Keyed(OperationKey(key)) => key(operation),
         }
     }
 

@@ -31,8 +31,9 @@ fn client(sim: &SimUpstream, key: &str) -> crate::StripeClientBuilder {
 #[tokio::test(start_paused = true)]
 async fn two_thousand_payment_intents_through_twenty_percent_faults_commit_exactly_once_each() {
     let faults = FaultPlan::new()
-        .random(0.08, Fault::ResetAfterCommit)
-        .random(0.07, Fault::server_error(StatusCode::INTERNAL_SERVER_ERROR))
+        .random(0.07, Fault::ResetAfterCommit)
+        .random(0.06, Fault::server_error(StatusCode::INTERNAL_SERVER_ERROR))
+        .random(0.03, Fault::throttled_by(OBJECT_LOCK))
         .bursts(0.01, 5, Fault::throttle_without_hint());
     let sim = sim(faults, 5);
     let client = client(&sim, "sk_live_e2e")
@@ -95,6 +96,11 @@ async fn two_thousand_payment_intents_through_twenty_percent_faults_commit_exact
     assert!(
         ledger.with_status(StatusCode::INTERNAL_SERVER_ERROR) > 100,
         "500s fired"
+    );
+    assert!(
+        ledger.throttled() > 60,
+        "lock_timeouts and 429 bursts fired: {}",
+        ledger.throttled()
     );
     assert!(
         replayed > 100,
@@ -422,4 +428,64 @@ async fn an_endpoint_rate_429_pauses_the_endpoint_so_fewer_requests_are_refused(
         paused < unpaused,
         "{paused} 429s with the pause, {unpaused} without"
     );
+}
+
+#[test]
+fn only_writes_to_an_existing_object_take_its_lock() {
+    assert_eq!(
+        locked_object("POST /v1/customers/cus_1"),
+        Some("/v1/customers/cus_1".to_owned())
+    );
+    assert_eq!(
+        locked_object("POST /v1/payment_intents/pi_1/confirm"),
+        Some("/v1/payment_intents/pi_1".to_owned())
+    );
+    assert_eq!(locked_object("POST /v1/customers"), None);
+    assert_eq!(locked_object("GET /v1/customers/cus_1"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_writes_to_one_object_meet_lock_timeout_and_all_land_after_retries() {
+    let sim = SimUpstream::builder()
+        .dialect(StripeDialect::new())
+        .handler(StripeHandler::new())
+        .limit(object_lock())
+        .seed(9)
+        .build();
+    let client = client(&sim, "sk_test_lock").build().unwrap();
+    let customer = client
+        .customers()
+        .create(CustomerParams::new().email("a@example.com"))
+        .send()
+        .await
+        .unwrap();
+
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client.clone();
+            let id = customer.id.clone();
+            tokio::spawn(async move {
+                client
+                    .customers()
+                    .update(&id, CustomerParams::new().description(format!("note {i}")))
+                    .send_with_meta()
+                    .await
+            })
+        })
+        .collect();
+    let mut retried = 0;
+    for writer in writers {
+        let meta = writer
+            .await
+            .unwrap()
+            .expect("every write lands after retries");
+        retried += u32::from(meta.attempts > 1);
+    }
+
+    let ledger = sim.ledger();
+    let update = format!("POST /v1/customers/{}", customer.id);
+    assert!(ledger.throttled() > 0, "concurrent writes met the lock");
+    assert!(retried > 0, "and were retried");
+    assert_eq!(ledger.side_effects(&update), 8, "each write applied once");
+    assert_eq!(ledger.duplicates(), 0);
 }
