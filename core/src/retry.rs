@@ -313,77 +313,18 @@ impl<F, Fut, E, W, H, R> RetryCall<F, Fut, E, W, H, R> {
 }
 
 impl<F, Fut, E, W, H, R, N> RetryCall<F, Fut, E, W, H, R, N> {
-    /// Decides which errors are retryable (replacing [`Retryable::is_retryable`]).
-    pub fn when<W2: Fn(&E) -> bool>(self, when: W2) -> RetryCall<F, Fut, E, W2, H, R, N> {
+    /// This call with its hooks mapped by `f` (the state moves over unchanged).
+    fn map_hooks<W2, H2, R2, N2>(
+        self,
+        f: impl FnOnce(W, H, R, N) -> (W2, H2, R2, N2),
+    ) -> RetryCall<F, Fut, E, W2, H2, R2, N2> {
+        let (when, hint, reason, notify) = f(self.when, self.hint, self.reason, self.notify);
         RetryCall {
             op: self.op,
             policy: self.policy,
             when,
-            hint: self.hint,
-            reason: self.reason,
-            notify: self.notify,
-            state: self.state,
-            attempts: self.attempts,
-            previous: self.previous,
-            rng: self.rng,
-            deadline: self.deadline,
-            error: PhantomData,
-        }
-    }
-
-    /// Reads the server's wait from an error (replacing [`Retryable::retry_after`]).
-    pub fn hint<H2: Fn(&E) -> Option<Duration>>(
-        self,
-        hint: H2,
-    ) -> RetryCall<F, Fut, E, W, H2, R, N> {
-        RetryCall {
-            op: self.op,
-            policy: self.policy,
-            when: self.when,
             hint,
-            reason: self.reason,
-            notify: self.notify,
-            state: self.state,
-            attempts: self.attempts,
-            previous: self.previous,
-            rng: self.rng,
-            deadline: self.deadline,
-            error: PhantomData,
-        }
-    }
-
-    /// Labels an error for telemetry (replacing [`Retryable::reason`]).
-    pub fn reason<R2: Fn(&E) -> &'static str>(
-        self,
-        reason: R2,
-    ) -> RetryCall<F, Fut, E, W, H, R2, N> {
-        RetryCall {
-            op: self.op,
-            policy: self.policy,
-            when: self.when,
-            hint: self.hint,
             reason,
-            notify: self.notify,
-            state: self.state,
-            attempts: self.attempts,
-            previous: self.previous,
-            rng: self.rng,
-            deadline: self.deadline,
-            error: PhantomData,
-        }
-    }
-
-    /// Called before each sleep with the failed attempt, its error and the delay.
-    pub fn notify<N2: FnMut(&RetryEvent<'_, E>)>(
-        self,
-        notify: N2,
-    ) -> RetryCall<F, Fut, E, W, H, R, N2> {
-        RetryCall {
-            op: self.op,
-            policy: self.policy,
-            when: self.when,
-            hint: self.hint,
-            reason: self.reason,
             notify,
             state: self.state,
             attempts: self.attempts,
@@ -392,6 +333,35 @@ impl<F, Fut, E, W, H, R, N> RetryCall<F, Fut, E, W, H, R, N> {
             deadline: self.deadline,
             error: PhantomData,
         }
+    }
+
+    /// Decides which errors are retryable (replacing [`Retryable::is_retryable`]).
+    pub fn when<W2: Fn(&E) -> bool>(self, when: W2) -> RetryCall<F, Fut, E, W2, H, R, N> {
+        self.map_hooks(|_, hint, reason, notify| (when, hint, reason, notify))
+    }
+
+    /// Reads the server's wait from an error (replacing [`Retryable::retry_after`]).
+    pub fn hint<H2: Fn(&E) -> Option<Duration>>(
+        self,
+        hint: H2,
+    ) -> RetryCall<F, Fut, E, W, H2, R, N> {
+        self.map_hooks(|when, _, reason, notify| (when, hint, reason, notify))
+    }
+
+    /// Labels an error for telemetry (replacing [`Retryable::reason`]).
+    pub fn reason<R2: Fn(&E) -> &'static str>(
+        self,
+        reason: R2,
+    ) -> RetryCall<F, Fut, E, W, H, R2, N> {
+        self.map_hooks(|when, hint, _, notify| (when, hint, reason, notify))
+    }
+
+    /// Called before each sleep with the failed attempt, its error and the delay.
+    pub fn notify<N2: FnMut(&RetryEvent<'_, E>)>(
+        self,
+        notify: N2,
+    ) -> RetryCall<F, Fut, E, W, H, R, N2> {
+        self.map_hooks(|when, hint, reason, _| (when, hint, reason, notify))
     }
 }
 

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::reservation::{Reservation, nanos, sleep_until};
+use super::reservation::{nanos, wait_reserved};
 use super::{BudgetName, Cost, Limiter, Permit, QuotaSnapshot, ThrottleReason, Throttled};
 use crate::clock::{SharedClock, TokioClock};
 
@@ -265,9 +265,7 @@ impl Limiter for FixedWindowLimiter {
         if start <= now {
             return Ok(Permit::empty());
         }
-        let reservation = Reservation::new(|| self.give_back(seq, amount));
-        sleep_until(start).await;
-        reservation.keep();
+        wait_reserved(start, || self.give_back(seq, amount)).await;
         Ok(Permit::empty())
     }
 

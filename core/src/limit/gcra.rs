@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::reservation::{Reservation, nanos, sleep_until};
+use super::reservation::{nanos, wait_reserved};
 use super::{BudgetName, Cost, Limiter, Permit, QuotaSnapshot, ThrottleReason, Throttled};
 use crate::clock::{SharedClock, TokioClock};
 
@@ -324,11 +324,9 @@ impl Limiter for GcraLimiter {
             return Ok(Permit::empty());
         }
         let increment = amount.saturating_mul(self.interval.load(Ordering::Acquire));
-        let reservation = Reservation::new(|| self.give_back(increment, Some(new_tat)));
         if let Some(deadline) = self.instant(allow_at) {
-            sleep_until(deadline).await;
+            wait_reserved(deadline, || self.give_back(increment, Some(new_tat))).await;
         }
-        reservation.keep();
         Ok(Permit::empty())
     }
 

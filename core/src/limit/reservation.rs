@@ -32,6 +32,14 @@ impl<F: FnOnce()> Drop for Reservation<F> {
     }
 }
 
+/// Waits until `at` holding a reservation: if the caller's future is dropped during the wait,
+/// `refund` gives the reserved slot back; once `at` is reached the caller is admitted.
+pub(crate) async fn wait_reserved(at: Instant, refund: impl FnOnce()) {
+    let reservation = Reservation::new(refund);
+    sleep_until(at).await;
+    reservation.keep();
+}
+
 /// Sleeps (in tokio's possibly virtual time) until `deadline` on the injected clock's timeline.
 pub(crate) async fn sleep_until(deadline: Instant) {
     tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::reservation::{Reservation, sleep_until};
+use super::reservation::wait_reserved;
 use super::{BudgetName, Cost, Limiter, Permit, QuotaSnapshot, ThrottleReason, Throttled};
 use crate::clock::{SharedClock, TokioClock};
 
@@ -244,9 +244,7 @@ impl Limiter for SlidingWindowLimiter {
         if at <= now {
             return Ok(Permit::empty());
         }
-        let reservation = Reservation::new(|| self.give_back(id));
-        sleep_until(at).await;
-        reservation.keep();
+        wait_reserved(at, || self.give_back(id)).await;
         Ok(Permit::empty())
     }
 
