@@ -10,6 +10,7 @@
 //! | [`error`] | the core error type and the [`error::Retryable`] classification trait |
 //! | [`telemetry`] | `tracing` events for every retry |
 //! | [`idempotency`] | idempotency keys minted once per logical operation |
+//! | [`dedupe`] | client-side at-most-once sends for upstreams without idempotency keys |
 //! | [`breaker`] | the circuit breaker |
 //! | [`limit`] | client-side rate limiters |
 //! | [`provider`] | the `Provider` trait (a provider's dialect) and `RequestSpec` (one logical call) |
@@ -24,6 +25,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod clock;
+pub mod dedupe;
 pub mod error;
 pub mod hint;
 pub mod idempotency;
