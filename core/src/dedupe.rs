@@ -143,13 +143,13 @@ impl MemoryDedupe {
     pub fn claim_now(&self, key: &str, ttl: Duration) -> Claim {
         let now = self.now_nanos();
         let mut entries = self.lock();
-        if let Some(entry) = entries.by_key.get(key) {
-            if entry.expires_at_nanos > now {
-                return match &entry.state {
-                    Some(record) => Claim::Done(record.clone()),
-                    None => Claim::Pending,
-                };
-            }
+        if let Some(entry) = entries.by_key.get(key)
+            && entry.expires_at_nanos > now
+        {
+            return match &entry.state {
+                Some(record) => Claim::Done(record.clone()),
+                None => Claim::Pending,
+            };
         }
         entries.put(key, None, expiry(now, ttl), self.capacity);
         Claim::Fresh
