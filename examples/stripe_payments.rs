@@ -20,7 +20,7 @@ use http::StatusCode;
 use ratewise::error::Retryable;
 use ratewise::upstream::CallPolicy;
 use ratewise_stripe::sim::{OBJECT_LOCK, StripeDialect, StripeHandler};
-use ratewise_stripe::{CreatePaymentIntent, StripeClient};
+use ratewise_stripe::{ClientBuilder, CreatePaymentIntent, StripeClient};
 use ratewise_testkit::{Fault, FaultPlan, ServerLimit, SimUpstream};
 
 struct Args {

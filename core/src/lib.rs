@@ -16,6 +16,7 @@
 //! | [`provider`] | the `Provider` trait (a provider's dialect) and `RequestSpec` (one logical call) |
 //! | [`verdict`] | what one response means, as data: success, retry (after, why), fail (why) |
 //! | [`transport`] | the only door to the network, and its reqwest implementation |
+//! | [`options`] | the pipeline settings every provider client builder shares |
 //! | [`upstream`] | the pipeline: one logical call through breaker, limiters, transport, inspection and retry |
 //! | [`stats`] | the article's four numbers, in process |
 //! | [`secret`] | credentials redacted from `Debug`, `Display`, errors and traces |
@@ -30,6 +31,7 @@ pub mod error;
 pub mod hint;
 pub mod idempotency;
 pub mod limit;
+pub mod options;
 pub mod provider;
 pub mod quota;
 pub mod retry;

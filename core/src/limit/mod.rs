@@ -187,6 +187,7 @@ pub mod composite;
 pub mod concurrency;
 pub mod fixed_window;
 pub mod gcra;
+pub mod keyed;
 pub mod pacer;
 pub mod sliding_window;
 
@@ -195,5 +196,6 @@ pub use composite::CompositeLimiter;
 pub use concurrency::ConcurrencyLimiter;
 pub use fixed_window::FixedWindowLimiter;
 pub use gcra::{GcraLimiter, Rate};
+pub use keyed::KeyedLimiter;
 pub use pacer::QuotaPacer;
 pub use sliding_window::SlidingWindowLimiter;

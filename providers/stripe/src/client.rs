@@ -1,12 +1,9 @@
 //! [`StripeClient`]: the entry point, cheap to clone, one per secret key.
 
-use std::sync::Arc;
-
 use http::{HeaderValue, header};
-use ratewise_core::clock::SharedClock;
+use ratewise_core::options::{ClientBuilder, ClientOptions};
 use ratewise_core::secret::Secret;
-use ratewise_core::transport::Transport;
-use ratewise_core::upstream::{CallPolicy, ConfigError, Upstream};
+use ratewise_core::upstream::{ConfigError, Upstream};
 
 use crate::customers::Customers;
 use crate::headers::STRIPE_VERSION;
@@ -139,29 +136,33 @@ impl StripeClient {
 ///
 /// Defaults: base URL [`DEFAULT_BASE_URL`]; `Stripe-Version` [`DEFAULT_API_VERSION`]; no
 /// `Stripe-Account`; the limits of the key's mode ([`StripeLimits::for_key`]: 100/s live,
-/// 25/s sandbox, 25/s per endpoint); the core's [`CallPolicy`] (4 attempts, full-jitter
-/// backoff from 200 ms); the reqwest transport and tokio's clock.
+/// 25/s sandbox, 25/s per endpoint); the core's `CallPolicy` (4 attempts, full-jitter
+/// backoff from 200 ms); the reqwest transport and tokio's clock. The pipeline settings every
+/// client shares (base URL, policy, transport, clock, breaker, extra limiters, retry budget,
+/// seed) are the provided methods of [`ClientBuilder`] (re-exported by this crate).
 pub struct StripeClientBuilder {
     key: Secret,
-    base_url: String,
     api_version: Option<String>,
     account: Option<String>,
     limits: Option<StripeLimits>,
     provider: Option<StripeProvider>,
-    policy: CallPolicy,
-    transport: Option<Arc<dyn Transport>>,
-    clock: Option<SharedClock>,
-    seed: Option<u64>,
+    options: ClientOptions,
 }
 
 impl std::fmt::Debug for StripeClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StripeClientBuilder")
             .field("key", &self.key)
-            .field("base_url", &self.base_url)
             .field("api_version", &self.api_version)
             .field("account", &self.account)
+            .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder for StripeClientBuilder {
+    fn options(&mut self) -> &mut ClientOptions {
+        &mut self.options
     }
 }
 
@@ -169,22 +170,12 @@ impl StripeClientBuilder {
     fn new(key: Secret) -> Self {
         Self {
             key,
-            base_url: DEFAULT_BASE_URL.to_owned(),
             api_version: Some(DEFAULT_API_VERSION.to_owned()),
             account: None,
             limits: None,
             provider: None,
-            policy: CallPolicy::new(),
-            transport: None,
-            clock: None,
-            seed: None,
+            options: ClientOptions::new(),
         }
-    }
-
-    /// Another base URL (a simulator, a proxy; default [`DEFAULT_BASE_URL`]).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
     }
 
     /// Pins requests to `version` (default [`DEFAULT_API_VERSION`]).
@@ -218,30 +209,6 @@ impl StripeClientBuilder {
         self
     }
 
-    /// The call policy (default [`CallPolicy::new`]).
-    pub fn policy(mut self, policy: CallPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The transport (default: reqwest). Tests pass a simulator's.
-    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = Some(transport);
-        self
-    }
-
-    /// The clock (default tokio's). Tests pass a virtual one.
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Seeds the backoff jitter, for reproducible runs (default: random).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
     /// Builds the client.
     pub fn build(self) -> Result<StripeClient, ClientError> {
         let provider = match (self.provider, self.limits) {
@@ -253,26 +220,18 @@ impl StripeClientBuilder {
             .key
             .header_value("Bearer ")
             .ok_or(ClientError::InvalidHeader("secret key"))?;
-        let mut builder = Upstream::builder(provider, self.base_url)
+        let mut builder = self
+            .options
+            .upstream(provider, DEFAULT_BASE_URL)
             .secret_header(header::AUTHORIZATION, auth)
             .header(
                 header::USER_AGENT,
                 HeaderValue::from_static(concat!("ratewise-stripe/", env!("CARGO_PKG_VERSION"))),
-            )
-            .policy(self.policy);
+            );
         if let Some(version) = &self.api_version {
             let value = HeaderValue::from_str(version)
                 .map_err(|_| ClientError::InvalidHeader("API version"))?;
             builder = builder.header(STRIPE_VERSION, value);
-        }
-        if let Some(transport) = self.transport {
-            builder = builder.transport(transport);
-        }
-        if let Some(clock) = self.clock {
-            builder = builder.clock(clock);
-        }
-        if let Some(seed) = self.seed {
-            builder = builder.seed(seed);
         }
         let account = self
             .account

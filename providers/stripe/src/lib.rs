@@ -64,6 +64,7 @@ pub use list::{List, Object, Pages};
 pub use payment_intents::{CreatePaymentIntent, PaymentIntent, PaymentIntentStatus};
 pub use provider::StripeProvider;
 pub use ratewise_core::idempotency::IdempotencyKey;
+pub use ratewise_core::options::ClientBuilder;
 pub use ratewise_core::secret::Secret;
 pub use refunds::{CreateRefund, Refund};
 pub use request::{Error, Meta, Request};

@@ -16,7 +16,7 @@
 //! `stripe.global`, `stripe.endpoint:<operation>` (the [`RequestSpec::operation`], e.g.
 //! `stripe.endpoint:payment_intents.create`) and `stripe.read` or `stripe.write`. A limiter
 //! enforces only the budgets it owns, so naming a budget nobody enforces costs nothing. The
-//! global budget is a [`GcraLimiter`]; the per-endpoint budgets are one [`EndpointLimiter`]
+//! global budget is a [`GcraLimiter`]; the per-endpoint budgets are one [`endpoint_limiter`]
 //! that keeps a [`GcraLimiter`] per operation, created on first use (operations are
 //! `&'static str` names from the code, so the map stays small).
 //!
@@ -32,23 +32,17 @@
 //! `stripe.global` (`global-rate`, `global-concurrency`, or no header) or `stripe.endpoint`
 //! (`endpoint-rate`, `endpoint-concurrency`) with nothing remaining for a pause (default 500 ms).
 //! `resource-specific` (one object's limit) slows no budget: the retry backs off instead. The
-//! response does not say which operation it answered, so the [`EndpointLimiter`] pauses every
+//! response does not say which operation it answered, so the [`endpoint_limiter`] pauses every
 //! endpoint it admitted during the last second: it errs slow for the few endpoints active at
 //! that moment rather than not slowing the right one.
 //!
 //! [`RequestSpec::operation`]: ratewise_core::provider::RequestSpec::operation
 
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use ratewise_core::clock::{SharedClock, TokioClock};
-use ratewise_core::limit::{
-    BudgetName, CompositeLimiter, Cost, GcraLimiter, Limiter, Permit, QuotaSnapshot, Rate,
-    Throttled,
-};
+use ratewise_core::clock::SharedClock;
+use ratewise_core::limit::{BudgetName, GcraLimiter, KeyedLimiter, Limiter, Rate};
 
 /// The account-wide budget every call spends.
 pub const GLOBAL: BudgetName = BudgetName::from_static("stripe.global");
@@ -152,11 +146,11 @@ impl StripeLimits {
     pub fn limiters(&self, clock: &SharedClock) -> Vec<Arc<dyn Limiter>> {
         let mut limiters: Vec<Arc<dyn Limiter>> = vec![
             Arc::new(gcra(self.global, GLOBAL, clock)),
-            Arc::new(
-                EndpointLimiter::new(self.endpoint)
-                    .overrides(self.overrides.clone())
-                    .clock(Arc::clone(clock)),
-            ),
+            Arc::new(endpoint_limiter(
+                self.endpoint,
+                self.overrides.clone(),
+                clock,
+            )),
         ];
         if let Some((read, write)) = self.read_write {
             limiters.push(Arc::new(gcra(read, READ, clock)));
@@ -182,186 +176,36 @@ fn gcra(rate: Rate, budget: BudgetName, clock: &SharedClock) -> GcraLimiter {
         .clock(Arc::clone(clock))
 }
 
-/// One GCRA limiter per operation, created on first use: Stripe's per-endpoint limits.
+/// Stripe's per-endpoint budgets: one GCRA limiter per operation, created on first use, as a
+/// [`KeyedLimiter`] owning the `stripe.endpoint:<operation>` budgets.
 ///
-/// Charges the `stripe.endpoint:<operation>` budgets a [`Cost`] names (see the
-/// [module docs](self)). Default rate 25/s per operation with a burst of 6; overrides per
-/// operation. A snapshot of [`ENDPOINT`] (a 429 with `endpoint-rate`) pauses every operation
+/// Every operation runs at `default` (Stripe: 25/s, burst a quarter second) unless `overrides`
+/// names it. A snapshot of [`ENDPOINT`] (a 429 with `endpoint-rate`) pauses every operation
 /// admitted during the last second; a snapshot of one operation's budget pauses that one.
-pub struct EndpointLimiter {
+pub fn endpoint_limiter(
     default: Rate,
     overrides: HashMap<&'static str, Rate>,
-    clock: SharedClock,
-    endpoints: Mutex<HashMap<BudgetName, Endpoint>>,
-}
-
-struct Endpoint {
-    limiter: Arc<GcraLimiter>,
-    last_admitted: Option<Instant>,
-}
-
-/// How far back an admission counts as "active" for a throttle signal without an operation.
-const RECENT: Duration = Duration::from_secs(1);
-
-impl EndpointLimiter {
-    /// Every operation at `default` (Stripe: 25/s).
-    pub fn new(default: Rate) -> Self {
-        Self {
-            default,
-            overrides: HashMap::new(),
-            clock: TokioClock::shared(),
-            endpoints: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Operations with a rate of their own.
-    pub fn overrides(mut self, overrides: HashMap<&'static str, Rate>) -> Self {
-        self.overrides = overrides;
-        self
-    }
-
-    /// The clock (default [`TokioClock`]).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// The limiters for the endpoint budgets `cost` names, created if new.
-    fn members(&self, cost: &Cost) -> Vec<(BudgetName, Arc<GcraLimiter>)> {
-        let mut endpoints = self
-            .endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        cost.iter()
-            .filter(|(_, amount)| *amount > 0)
-            .filter_map(|(name, _)| {
-                let operation = name.as_str().strip_prefix(ENDPOINT_PREFIX)?;
-                let entry = endpoints.entry(name.clone()).or_insert_with(|| {
-                    let rate = self
-                        .overrides
-                        .get(operation)
-                        .copied()
-                        .unwrap_or(self.default);
-                    Endpoint {
-                        limiter: Arc::new(gcra(rate, name.clone(), &self.clock)),
-                        last_admitted: None,
-                    }
-                });
-                Some((name.clone(), Arc::clone(&entry.limiter)))
-            })
-            .collect()
-    }
-
-    fn admitted(&self, members: &[(BudgetName, Arc<GcraLimiter>)]) {
-        let now = self.clock.now();
-        let mut endpoints = self
-            .endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (name, _) in members {
-            if let Some(entry) = endpoints.get_mut(name) {
-                entry.last_admitted = Some(now);
-            }
-        }
-    }
-
-    fn composite(&self, members: &[(BudgetName, Arc<GcraLimiter>)]) -> CompositeLimiter {
-        members.iter().fold(
-            CompositeLimiter::new().clock(Arc::clone(&self.clock)),
-            |c, (_, l)| c.with(Arc::clone(l) as Arc<dyn Limiter>),
-        )
-    }
-
-    /// The number of operations seen so far.
-    pub fn len(&self) -> usize {
-        self.endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// True before any operation was charged.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// How many units `operation` could be charged right now (`None` if never seen).
-    pub fn available(&self, operation: &str) -> Option<u64> {
-        self.endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&endpoint(operation))
-            .map(|e| e.limiter.available())
-    }
-}
-
-impl fmt::Debug for EndpointLimiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndpointLimiter")
-            .field("default", &self.default)
-            .field("overrides", &self.overrides)
-            .field("endpoints", &self.len())
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait]
-impl Limiter for EndpointLimiter {
-    fn try_acquire(&self, cost: &Cost) -> Result<Permit, Throttled> {
-        let members = self.members(cost);
-        let permit = match members.as_slice() {
-            [] => return Ok(Permit::empty()),
-            [(_, one)] => one.try_acquire(cost)?,
-            _ => self.composite(&members).try_acquire(cost)?,
-        };
-        self.admitted(&members);
-        Ok(permit)
-    }
-
-    async fn acquire(&self, cost: &Cost, max_wait: Duration) -> Result<Permit, Throttled> {
-        let members = self.members(cost);
-        let permit = match members.as_slice() {
-            [] => return Ok(Permit::empty()),
-            [(_, one)] => one.acquire(cost, max_wait).await?,
-            _ => self.composite(&members).acquire(cost, max_wait).await?,
-        };
-        self.admitted(&members);
-        Ok(permit)
-    }
-
-    fn observe(&self, snapshot: &QuotaSnapshot) {
-        let endpoints = self
-            .endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if snapshot.budget == ENDPOINT {
-            let since = snapshot.observed_at.checked_sub(RECENT);
-            for (name, entry) in endpoints.iter() {
-                let recent = entry
-                    .last_admitted
-                    .is_some_and(|t| since.is_none_or(|s| t >= s));
-                if recent {
-                    let mut own = snapshot.clone();
-                    own.budget = name.clone();
-                    entry.limiter.observe(&own);
-                }
-            }
-        } else if let Some(entry) = endpoints.get(&snapshot.budget) {
-            entry.limiter.observe(snapshot);
-        }
-    }
-
-    fn reconcile(&self, reserved: &Cost, actual: &Cost) {
-        for (_, limiter) in self.members(reserved) {
-            limiter.reconcile(reserved, actual);
-        }
-    }
+    clock: &SharedClock,
+) -> KeyedLimiter {
+    let member_clock = Arc::clone(clock);
+    KeyedLimiter::new(ENDPOINT_PREFIX, move |name: &BudgetName| {
+        let operation = name
+            .as_str()
+            .strip_prefix(ENDPOINT_PREFIX)
+            .unwrap_or_default();
+        let rate = overrides.get(operation).copied().unwrap_or(default);
+        Arc::new(gcra(rate, name.clone(), &member_clock)) as Arc<dyn Limiter>
+    })
+    .broadcast(ENDPOINT)
+    .clock(Arc::clone(clock))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ratewise_core::clock::{Clock, ManualClock};
+    use ratewise_core::clock::{Clock, ManualClock, TokioClock};
+    use ratewise_core::limit::{Cost, QuotaSnapshot};
+    use std::time::Duration;
 
     fn cost(operation: &str) -> Cost {
         Cost::none().with(GLOBAL, 1).with(endpoint(operation), 1)
@@ -399,7 +243,7 @@ mod tests {
     #[test]
     fn each_operation_has_its_own_budget() {
         let clock = ManualClock::new();
-        let limiter = EndpointLimiter::new(Rate::per_second(4)).clock(clock.shared());
+        let limiter = endpoint_limiter(Rate::per_second(4), HashMap::new(), &clock.shared());
         // Burst 1 per operation: a second create waits, a retrieve does not.
         let _a = limiter
             .try_acquire(&cost("payment_intents.create"))
@@ -422,9 +266,7 @@ mod tests {
         let clock = ManualClock::new();
         let mut overrides = HashMap::new();
         overrides.insert("files.create", Rate::per_second(400));
-        let limiter = EndpointLimiter::new(Rate::per_second(4))
-            .overrides(overrides)
-            .clock(clock.shared());
+        let limiter = endpoint_limiter(Rate::per_second(4), overrides, &clock.shared());
         for _ in 0..100 {
             let _ = limiter.try_acquire(&cost("files.create")).unwrap();
         }
@@ -433,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_cost_without_endpoint_budgets_passes_untouched() {
-        let limiter = EndpointLimiter::new(Rate::per_second(1));
+        let limiter = endpoint_limiter(Rate::per_second(1), HashMap::new(), &TokioClock::shared());
         for _ in 0..10 {
             let _ = limiter.try_acquire(&Cost::request()).unwrap();
         }
@@ -443,7 +285,7 @@ mod tests {
     #[test]
     fn an_endpoint_throttle_pauses_the_endpoints_active_in_the_last_second_only() {
         let clock = ManualClock::new();
-        let limiter = EndpointLimiter::new(Rate::per_second(100)).clock(clock.shared());
+        let limiter = endpoint_limiter(Rate::per_second(100), HashMap::new(), &clock.shared());
         let _ = limiter.try_acquire(&cost("old.op")).unwrap();
         clock.advance(Duration::from_secs(5));
         let _ = limiter.try_acquire(&cost("hot.op")).unwrap();

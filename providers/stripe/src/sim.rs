@@ -9,7 +9,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use ratewise_stripe::sim::{StripeDialect, StripeHandler};
-//! use ratewise_stripe::{CreatePaymentIntent, StripeClient};
+//! use ratewise_stripe::{ClientBuilder, CreatePaymentIntent, StripeClient};
 //! use ratewise_testkit::SimUpstream;
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {

@@ -11,7 +11,7 @@ use http::{HeaderValue, StatusCode};
 use ratewise_core::clock::{Clock, TokioClock};
 use ratewise_core::error::{Error, Retryable};
 use ratewise_core::transport::{Transport, TransportError};
-use ratewise_stripe::{CreatePaymentIntent, StripeClient};
+use ratewise_stripe::{ClientBuilder, CreatePaymentIntent, StripeClient};
 
 const CREATED: &str = r#"{"id":"pi_1","object":"payment_intent","amount":2000,"currency":"usd","status":"requires_payment_method"}"#;
 const LOCK_TIMEOUT: &str = r#"{"error":{"type":"invalid_request_error","code":"lock_timeout","message":"This object cannot be accessed right now because another API request or Stripe process is currently accessing it."}}"#;

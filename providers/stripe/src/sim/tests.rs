@@ -9,7 +9,9 @@ use ratewise_core::upstream::CallPolicy;
 use ratewise_testkit::{Fault, FaultPlan, ServerLimit, SimUpstream};
 
 use super::*;
-use crate::{CreatePaymentIntent, CustomerParams, Error, IdempotencyKey, StripeClient};
+use crate::{
+    ClientBuilder, CreatePaymentIntent, CustomerParams, Error, IdempotencyKey, StripeClient,
+};
 
 fn sim(faults: FaultPlan, seed: u64) -> SimUpstream {
     SimUpstream::builder()
