@@ -327,7 +327,9 @@ impl PacerState {
         }
         self.roll(now);
         let newest = self.newest_observed.is_none_or(|n| s.observed_at >= n);
-        if let Some(limit) = s.limit
+        // A limit of 0 says nothing usable about capacity (taken at its word it would refuse
+        // every call forever); `remaining` and the reset still apply.
+        if let Some(limit) = s.limit.filter(|limit| *limit > 0)
             && (newest || self.learned_limit.is_none())
         {
             self.learned_limit = Some(limit);
