@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use ratewise_core::clock::Clock;
 use ratewise_core::error::{DECODE_BODY_CAP, Error};
 use ratewise_core::provider::RequestSpec;
 use ratewise_core::upstream::{CallPolicy, Upstream};
