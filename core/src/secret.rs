@@ -6,6 +6,7 @@
 //! explicit [`Secret::expose`]. Header values made from it are marked sensitive, which `http`
 //! prints as `Sensitive` in `Debug`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -65,6 +66,44 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `text` with every occurrence of a secret in `secrets` replaced by its redaction
+/// (`sk_live_***`): for bodies a server may echo a credential back in (an error message quoting
+/// the key it refused). Borrows `text` unchanged when no secret occurs in it; empty secrets are
+/// ignored.
+pub fn scrub<'a>(text: &'a [u8], secrets: &[Secret]) -> Cow<'a, [u8]> {
+    let mut out = Cow::Borrowed(text);
+    for secret in secrets {
+        let needle = secret.expose().as_bytes();
+        if needle.is_empty() || find(&out, needle).is_none() {
+            continue;
+        }
+        let redaction = secret.to_string();
+        let mut scrubbed = Vec::with_capacity(out.len());
+        let mut rest: &[u8] = &out;
+        while let Some(at) = find(rest, needle) {
+            scrubbed.extend_from_slice(rest.get(..at).unwrap_or_default());
+            scrubbed.extend_from_slice(redaction.as_bytes());
+            rest = rest.get(at + needle.len()..).unwrap_or_default();
+        }
+        scrubbed.extend_from_slice(rest);
+        out = Cow::Owned(scrubbed);
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, _) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(offset) = haystack.get(from..)?.iter().position(|&b| b == first) {
+        let at = from + offset;
+        if haystack.get(at..at + needle.len()) == Some(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self::new(value)
@@ -80,6 +119,21 @@ impl From<&str> for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrub_replaces_every_occurrence_and_borrows_when_clean() {
+        let key = Secret::new("sk_live_abcdef123456");
+        let body = br#"{"error":{"message":"Invalid API Key provided: sk_live_abcdef123456 (sk_live_abcdef123456)"}}"#;
+        let scrubbed = scrub(body, &[key.clone(), Secret::new("")]);
+        let text = String::from_utf8(scrubbed.into_owned()).unwrap();
+        assert!(!text.contains("abcdef123456"), "{text}");
+        assert_eq!(text.matches("sk_live_***").count(), 2);
+        assert!(matches!(scrub(b"nothing here", &[key]), Cow::Borrowed(_)));
+        assert!(matches!(
+            scrub(b"sk_live_abc", &[Secret::new("sk_live_abcdef123456")]),
+            Cow::Borrowed(_)
+        ));
+    }
 
     const KEY: &str = "sk_live_51H8abcdefghijklmnopqrstuvwxyz";
 

@@ -43,6 +43,7 @@ use crate::hint::Clamp;
 use crate::idempotency::IdempotencyKey;
 use crate::limit::{CompositeLimiter, Feedback, Limiter};
 use crate::provider::{Provider, RequestSpec};
+use crate::secret::{Secret, scrub};
 use crate::stats::{Counters, Stats};
 use crate::telemetry::{self, emit};
 use crate::transport::{ReqwestTransport, Transport, TransportError};
@@ -182,6 +183,8 @@ struct Inner<P: Provider> {
     budget: RetryBudget,
     rng: Mutex<Rng>,
     counters: Counters,
+    /// Credentials scrubbed from error bodies before they are decoded or kept.
+    redactions: Vec<Secret>,
 }
 
 impl<P: Provider> Clone for Upstream<P> {
@@ -517,9 +520,10 @@ impl<P: Provider> Upstream<P> {
     ) -> Error<P::ApiError> {
         let status = response.status();
         let provider = &self.inner.provider;
-        let mut error = match provider.decode_error(status, response.body()) {
+        let body = scrub(response.body(), &self.inner.redactions);
+        let mut error = match provider.decode_error(status, &body) {
             Some(api) => Error::api(P::NAME, status, api),
-            None => Error::api_undecoded(P::NAME, status, response.body()),
+            None => Error::api_undecoded(P::NAME, status, &body),
         }
         .with_reason(reason)
         .with_retryable(retryable);
@@ -662,6 +666,7 @@ pub struct UpstreamBuilder<P: Provider> {
     budget: Option<RetryBudget>,
     policy: CallPolicy,
     seed: Option<u64>,
+    redactions: Vec<Secret>,
 }
 
 impl<P: Provider> UpstreamBuilder<P> {
@@ -679,6 +684,7 @@ impl<P: Provider> UpstreamBuilder<P> {
             budget: None,
             policy: CallPolicy::new(),
             seed: None,
+            redactions: Vec::new(),
         }
     }
 
@@ -693,6 +699,16 @@ impl<P: Provider> UpstreamBuilder<P> {
     pub fn secret_header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
         value.set_sensitive(true);
         self.headers.insert(name, value);
+        self
+    }
+
+    /// A credential to scrub from error bodies (a server echoing the key it refused), before
+    /// they are decoded into the provider's error or kept in [`Error::Api`]. Provider clients
+    /// register their API key here.
+    pub fn redact(mut self, secret: Secret) -> Self {
+        if !secret.is_empty() {
+            self.redactions.push(secret);
+        }
         self
     }
 
@@ -788,6 +804,7 @@ impl<P: Provider> UpstreamBuilder<P> {
                 budget,
                 rng: Mutex::new(rng),
                 counters: Counters::default(),
+                redactions: self.redactions,
             }),
             policy: self.policy,
         })

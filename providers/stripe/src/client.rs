@@ -224,6 +224,7 @@ impl StripeClientBuilder {
             .options
             .upstream(provider, DEFAULT_BASE_URL)
             .secret_header(header::AUTHORIZATION, auth)
+            .redact(self.key.clone())
             .header(
                 header::USER_AGENT,
                 HeaderValue::from_static(concat!("ratewise-stripe/", env!("CARGO_PKG_VERSION"))),
