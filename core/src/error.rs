@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 
 use crate::hint::HintTooLong;
+use crate::idempotency::IdempotencyKey;
 use crate::limit::{ThrottleReason, Throttled};
 use crate::verdict::{Reason, Verdict};
 
@@ -158,6 +159,9 @@ pub enum Error<A> {
     Api {
         /// The upstream that answered.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// The HTTP status.
         status: StatusCode,
         /// The provider's typed error body, when the body decoded as one.
@@ -181,6 +185,9 @@ pub enum Error<A> {
     Throttled {
         /// The upstream whose budget refused.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// Which budget, why, and until when.
         throttled: Throttled,
         /// How long until capacity returns, measured when the error was raised.
@@ -191,6 +198,9 @@ pub enum Error<A> {
     CircuitOpen {
         /// The upstream whose breaker is open.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// When the breaker lets a probe through.
         until: Instant,
         /// How long that was from when the error was raised.
@@ -201,6 +211,9 @@ pub enum Error<A> {
     RetryAfterTooLong {
         /// The upstream that asked.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// The full wait and the clamp that refused it.
         hint: HintTooLong,
     },
@@ -210,6 +223,9 @@ pub enum Error<A> {
     RetryBudgetExhausted {
         /// The upstream being retried.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// Attempts made before giving up.
         attempts: u32,
     },
@@ -218,6 +234,9 @@ pub enum Error<A> {
     DeadlineExceeded {
         /// The upstream being called.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// Attempts made before giving up.
         attempts: u32,
     },
@@ -227,12 +246,18 @@ pub enum Error<A> {
     Timeout {
         /// The upstream that did not answer in time.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
     },
     /// The connection could not be established: nothing was sent, a retry is safe.
     #[non_exhaustive]
     Connect {
         /// The upstream that could not be reached.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// What the transport said.
         message: String,
     },
@@ -242,6 +267,9 @@ pub enum Error<A> {
     Interrupted {
         /// The upstream whose connection broke.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// What the transport said.
         message: String,
     },
@@ -251,6 +279,9 @@ pub enum Error<A> {
     Ambiguous {
         /// The upstream that may have processed the request.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// What the transport said.
         message: String,
     },
@@ -260,6 +291,9 @@ pub enum Error<A> {
     InvalidRequest {
         /// The upstream the request was for.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// What was wrong.
         message: String,
     },
@@ -269,6 +303,9 @@ pub enum Error<A> {
     Decode {
         /// The upstream whose response did not decode.
         upstream: &'static str,
+        /// The idempotency key every attempt of the call sent, if it had one: retry or
+        /// redeliver with the same key and the upstream will not repeat the side effect.
+        idempotency_key: Option<IdempotencyKey>,
         /// The start of the body, at most [`DECODE_BODY_CAP`] bytes.
         body: String,
         /// What the decoder said.
@@ -303,6 +340,7 @@ impl<A> Error<A> {
             .unwrap_or(Reason::Rejected);
         Self::Api {
             upstream,
+            idempotency_key: None,
             status,
             error,
             body,
@@ -352,6 +390,7 @@ impl<A> Error<A> {
         let wait = throttled.retry_after(now);
         Self::Throttled {
             upstream,
+            idempotency_key: None,
             throttled,
             wait,
         }
@@ -361,6 +400,7 @@ impl<A> Error<A> {
     pub fn circuit_open(upstream: &'static str, until: Instant, now: Instant) -> Self {
         Self::CircuitOpen {
             upstream,
+            idempotency_key: None,
             until,
             wait: until.saturating_duration_since(now),
         }
@@ -368,28 +408,44 @@ impl<A> Error<A> {
 
     /// The server asked for a wait beyond the clamp.
     pub fn retry_after_too_long(upstream: &'static str, hint: HintTooLong) -> Self {
-        Self::RetryAfterTooLong { upstream, hint }
+        Self::RetryAfterTooLong {
+            upstream,
+            idempotency_key: None,
+            hint,
+        }
     }
 
     /// The retry budget refused a retry after `attempts` attempts.
     pub fn retry_budget_exhausted(upstream: &'static str, attempts: u32) -> Self {
-        Self::RetryBudgetExhausted { upstream, attempts }
+        Self::RetryBudgetExhausted {
+            upstream,
+            idempotency_key: None,
+            attempts,
+        }
     }
 
     /// The call's deadline left no time after `attempts` attempts.
     pub fn deadline_exceeded(upstream: &'static str, attempts: u32) -> Self {
-        Self::DeadlineExceeded { upstream, attempts }
+        Self::DeadlineExceeded {
+            upstream,
+            idempotency_key: None,
+            attempts,
+        }
     }
 
     /// An attempt timed out (and the request is safe to repeat).
     pub fn timeout(upstream: &'static str) -> Self {
-        Self::Timeout { upstream }
+        Self::Timeout {
+            upstream,
+            idempotency_key: None,
+        }
     }
 
     /// The connection could not be established.
     pub fn connect(upstream: &'static str, message: impl Into<String>) -> Self {
         Self::Connect {
             upstream,
+            idempotency_key: None,
             message: message.into(),
         }
     }
@@ -398,6 +454,7 @@ impl<A> Error<A> {
     pub fn ambiguous(upstream: &'static str, message: impl Into<String>) -> Self {
         Self::Ambiguous {
             upstream,
+            idempotency_key: None,
             message: message.into(),
         }
     }
@@ -406,6 +463,7 @@ impl<A> Error<A> {
     pub fn interrupted(upstream: &'static str, message: impl Into<String>) -> Self {
         Self::Interrupted {
             upstream,
+            idempotency_key: None,
             message: message.into(),
         }
     }
@@ -414,6 +472,7 @@ impl<A> Error<A> {
     pub fn invalid_request(upstream: &'static str, message: impl Into<String>) -> Self {
         Self::InvalidRequest {
             upstream,
+            idempotency_key: None,
             message: message.into(),
         }
     }
@@ -422,6 +481,7 @@ impl<A> Error<A> {
     pub fn decode(upstream: &'static str, body: &[u8], message: impl Into<String>) -> Self {
         Self::Decode {
             upstream,
+            idempotency_key: None,
             body: capped_text(body),
             message: message.into(),
         }
@@ -436,13 +496,100 @@ impl<A> Error<A> {
             | Self::RetryAfterTooLong { upstream, .. }
             | Self::RetryBudgetExhausted { upstream, .. }
             | Self::DeadlineExceeded { upstream, .. }
-            | Self::Timeout { upstream }
+            | Self::Timeout { upstream, .. }
             | Self::Connect { upstream, .. }
             | Self::Interrupted { upstream, .. }
             | Self::Ambiguous { upstream, .. }
             | Self::InvalidRequest { upstream, .. }
             | Self::Decode { upstream, .. } => upstream,
         }
+    }
+
+    /// The idempotency key every attempt of the call sent, if it had one. A queue redelivering
+    /// the job, or a caller retrying later, must send the same key.
+    pub fn idempotency_key(&self) -> Option<&IdempotencyKey> {
+        match self {
+            Self::Api {
+                idempotency_key, ..
+            }
+            | Self::Throttled {
+                idempotency_key, ..
+            }
+            | Self::CircuitOpen {
+                idempotency_key, ..
+            }
+            | Self::RetryAfterTooLong {
+                idempotency_key, ..
+            }
+            | Self::RetryBudgetExhausted {
+                idempotency_key, ..
+            }
+            | Self::DeadlineExceeded {
+                idempotency_key, ..
+            }
+            | Self::Timeout {
+                idempotency_key, ..
+            }
+            | Self::Connect {
+                idempotency_key, ..
+            }
+            | Self::Interrupted {
+                idempotency_key, ..
+            }
+            | Self::Ambiguous {
+                idempotency_key, ..
+            }
+            | Self::InvalidRequest {
+                idempotency_key, ..
+            }
+            | Self::Decode {
+                idempotency_key, ..
+            } => idempotency_key.as_ref(),
+        }
+    }
+
+    /// This error carrying the call's idempotency key (the pipeline sets it on every error of
+    /// a keyed call).
+    pub fn with_idempotency_key(mut self, key: Option<IdempotencyKey>) -> Self {
+        match &mut self {
+            Self::Api {
+                idempotency_key, ..
+            }
+            | Self::Throttled {
+                idempotency_key, ..
+            }
+            | Self::CircuitOpen {
+                idempotency_key, ..
+            }
+            | Self::RetryAfterTooLong {
+                idempotency_key, ..
+            }
+            | Self::RetryBudgetExhausted {
+                idempotency_key, ..
+            }
+            | Self::DeadlineExceeded {
+                idempotency_key, ..
+            }
+            | Self::Timeout {
+                idempotency_key, ..
+            }
+            | Self::Connect {
+                idempotency_key, ..
+            }
+            | Self::Interrupted {
+                idempotency_key, ..
+            }
+            | Self::Ambiguous {
+                idempotency_key, ..
+            }
+            | Self::InvalidRequest {
+                idempotency_key, ..
+            }
+            | Self::Decode {
+                idempotency_key, ..
+            } => *idempotency_key = key,
+        }
+        self
     }
 
     /// The HTTP status, for an [`Error::Api`].

@@ -297,7 +297,7 @@ impl<P: Provider> Upstream<P> {
         // failure the caller sees, so it counts as one.
         self.inner.counters.call_finished(result.is_ok(), attempts);
         emit::call(P::NAME, outcome);
-        result
+        result.map_err(|error| error.with_idempotency_key(spec.idempotency_key))
     }
 
     async fn run(

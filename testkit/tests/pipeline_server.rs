@@ -240,7 +240,7 @@ async fn an_exhausted_quota_is_waited_out_until_its_epoch_reset() {
     // One request per 2 s window; a raw request spends it, so the pipeline's first attempt is
     // refused with `X-RateLimit-Remaining: 0` and the window's end in epoch seconds (rounded
     // up), and no `Retry-After`. The client's own pacer is left out: the 429 alone must say
-    // when. The reset names an exact second, so the wait is measured against it within 50 ms.
+    // when. The reset names an exact second: the wait must not end before it.
     let sim = SimUpstream::builder()
         .dialect(ResetHeadersOnly(GenericDialect::default()))
         .limit(ServerLimit::fixed_window(1, Duration::from_secs(2)))
@@ -272,8 +272,10 @@ async fn an_exhausted_quota_is_waited_out_until_its_epoch_reset() {
     upstream.execute(charge(1)).await.unwrap();
     let took = clock.now() - start;
     let expected = reset.duration_since(wall).unwrap();
+    // Never early (a 50 ms allowance for rounding); late only by scheduling, which a loaded
+    // 2-core machine can stretch, so that side is generous.
     assert!(
-        took.abs_diff(expected) <= Duration::from_millis(50),
+        took + Duration::from_millis(50) >= expected && took <= expected + Duration::from_secs(1),
         "took {took:?}, the reset was {expected:?} away"
     );
     let ledger = sim.ledger();

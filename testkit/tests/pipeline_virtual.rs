@@ -227,3 +227,24 @@ async fn a_400_is_never_retried() {
     assert_eq!(error.status(), Some(http::StatusCode::BAD_REQUEST));
     assert_eq!(sim.ledger().requests(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_error_of_a_keyed_call_carries_the_key_every_attempt_sent() {
+    let sim = SimUpstream::builder()
+        .faults(FaultPlan::new().requests(
+            0..100,
+            Fault::server_error(http::StatusCode::SERVICE_UNAVAILABLE),
+        ))
+        .build();
+    let upstream = client(&sim, GenericProvider::new()).build().unwrap();
+    let key = IdempotencyKey::new();
+    let err = upstream
+        .execute(charge(7).idempotency_key(key.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.idempotency_key(), Some(&key), "{err:?}");
+    assert!(sim.ledger().requests() > 1, "the call was retried");
+    // A minted key is reported too.
+    let err = upstream.execute(charge(8)).await.unwrap_err();
+    assert!(err.idempotency_key().is_some());
+}
