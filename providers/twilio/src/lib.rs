@@ -58,6 +58,8 @@ pub mod provider;
 pub mod request;
 pub mod segments;
 pub mod sender;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
