@@ -109,7 +109,8 @@ impl Credentials {
                 key_sid, secret, ..
             } => (key_sid.as_str(), secret.expose()),
         };
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
         value.set_sensitive(true);
         Some(value)
@@ -144,7 +145,9 @@ impl std::fmt::Debug for Credentials {
 pub fn regional_base_url(region: Option<&str>, edge: Option<&str>) -> String {
     match (edge, region) {
         (None, None) => DEFAULT_BASE_URL.to_owned(),
-        (Some(edge), region) => format!("https://api.{edge}.{}.twilio.com", region.unwrap_or("us1")),
+        (Some(edge), region) => {
+            format!("https://api.{edge}.{}.twilio.com", region.unwrap_or("us1"))
+        }
         (None, Some(region)) => format!("https://api.{region}.twilio.com"),
     }
 }
@@ -186,7 +189,10 @@ impl std::fmt::Debug for TwilioClient {
 
 impl TwilioClient {
     /// A client for `account_sid` and its auth token, with every default.
-    pub fn new(account_sid: impl Into<String>, token: impl Into<Secret>) -> Result<Self, ClientError> {
+    pub fn new(
+        account_sid: impl Into<String>,
+        token: impl Into<Secret>,
+    ) -> Result<Self, ClientError> {
         Self::builder(account_sid, token).build()
     }
 
@@ -220,7 +226,10 @@ impl TwilioClient {
     }
 
     /// A builder for `account_sid` and its auth token.
-    pub fn builder(account_sid: impl Into<String>, token: impl Into<Secret>) -> TwilioClientBuilder {
+    pub fn builder(
+        account_sid: impl Into<String>,
+        token: impl Into<Secret>,
+    ) -> TwilioClientBuilder {
         TwilioClientBuilder::new(Credentials::auth_token(account_sid, token))
     }
 
@@ -364,8 +373,9 @@ impl TwilioClientBuilder {
             (None, None) => TwilioProvider::default(),
         };
         let host_ok = |part: &Option<String>| {
-            part.as_deref()
-                .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            part.as_deref().is_none_or(|p| {
+                !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
         };
         if !host_ok(&self.region) {
             return Err(ClientError::Invalid("region"));
@@ -428,8 +438,14 @@ mod tests {
             regional_base_url(Some("au1"), Some("sydney")),
             "https://api.sydney.au1.twilio.com"
         );
-        assert_eq!(regional_base_url(None, Some("dublin")), "https://api.dublin.us1.twilio.com");
-        assert_eq!(regional_base_url(Some("ie1"), None), "https://api.ie1.twilio.com");
+        assert_eq!(
+            regional_base_url(None, Some("dublin")),
+            "https://api.dublin.us1.twilio.com"
+        );
+        assert_eq!(
+            regional_base_url(Some("ie1"), None),
+            "https://api.ie1.twilio.com"
+        );
     }
 
     #[test]
@@ -443,15 +459,19 @@ mod tests {
             Err(ClientError::Invalid("account SID"))
         ));
         assert!(matches!(
-            TwilioClient::builder("AC1", "t").base_url("not a url").build(),
+            TwilioClient::builder("AC1", "t")
+                .base_url("not a url")
+                .build(),
             Err(ClientError::Config(_))
         ));
-        assert!(matches!(
-            TwilioClient::new("AC1", "bad\ntoken"),
-            Ok(_)
-        ), "base64 carries any token");
+        assert!(
+            matches!(TwilioClient::new("AC1", "bad\ntoken"), Ok(_)),
+            "base64 carries any token"
+        );
         assert_eq!(
-            TwilioClient::new("AC 1", "t").unwrap().account_path("Messages.json"),
+            TwilioClient::new("AC 1", "t")
+                .unwrap()
+                .account_path("Messages.json"),
             "/2010-04-01/Accounts/AC%201/Messages.json"
         );
     }

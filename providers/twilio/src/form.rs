@@ -116,11 +116,14 @@ mod tests {
 
     #[test]
     fn malformed_escapes_are_kept() {
-        assert_eq!(decode(b"a=%zz&b&=c"), vec![
-            ("a".to_owned(), "%zz".to_owned()),
-            ("b".to_owned(), String::new()),
-            (String::new(), "c".to_owned()),
-        ]);
+        assert_eq!(
+            decode(b"a=%zz&b&=c"),
+            vec![
+                ("a".to_owned(), "%zz".to_owned()),
+                ("b".to_owned(), String::new()),
+                (String::new(), "c".to_owned()),
+            ]
+        );
     }
 
     proptest! {

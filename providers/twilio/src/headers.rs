@@ -21,7 +21,9 @@ pub const I_TWILIO_IDEMPOTENCY_TOKEN: HeaderName =
 
 /// A header's value as trimmed, non-empty text.
 fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    let value = std::str::from_utf8(header_bytes(headers, name)?).ok()?.trim();
+    let value = std::str::from_utf8(header_bytes(headers, name)?)
+        .ok()?
+        .trim();
     (!value.is_empty()).then_some(value)
 }
 

@@ -67,7 +67,9 @@ pub use calls::{Call, CallStatus, Calls, CreateCall, Instructions};
 pub use client::{ClientError, Credentials, TwilioClient, TwilioClientBuilder};
 pub use error::TwilioError;
 pub use limits::TwilioLimits;
-pub use messages::{CreateMessage, ListMessages, Message, MessagePage, MessageStatus, Messages, Sender};
+pub use messages::{
+    CreateMessage, ListMessages, Message, MessagePage, MessageStatus, Messages, Sender,
+};
 pub use provider::TwilioProvider;
 pub use ratewise_core::dedupe::{DedupeStore, MemoryDedupe};
 pub use ratewise_core::idempotency::IdempotencyKey;

@@ -28,7 +28,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ratewise_core::clock::SharedClock;
-use ratewise_core::limit::{BudgetName, ConcurrencyLimiter, GcraLimiter, KeyedLimiter, Limiter, Rate};
+use ratewise_core::limit::{
+    BudgetName, ConcurrencyLimiter, GcraLimiter, KeyedLimiter, Limiter, Rate,
+};
 
 use crate::sender::SenderType;
 
@@ -105,7 +107,8 @@ impl TwilioLimits {
     /// These limits pacing `from` at `rate` segments (e.g. a toll-free number upgraded to
     /// 25 MPS).
     pub fn sender_rate(mut self, from: impl Into<String>, rate: Rate) -> Self {
-        self.sender_rates.insert(from.into().trim().to_owned(), rate);
+        self.sender_rates
+            .insert(from.into().trim().to_owned(), rate);
         self
     }
 

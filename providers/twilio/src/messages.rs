@@ -258,7 +258,11 @@ impl ListMessages {
 
     fn query(&self) -> Vec<(String, String)> {
         let mut query = Vec::new();
-        let fields = [("To", &self.to), ("From", &self.from), ("DateSent", &self.date_sent)];
+        let fields = [
+            ("To", &self.to),
+            ("From", &self.from),
+            ("DateSent", &self.date_sent),
+        ];
         for (name, value) in fields {
             if let Some(value) = value {
                 query.push((name.to_owned(), value.clone()));
@@ -344,7 +348,12 @@ impl Messages {
     pub fn next_page(&self, page: &MessagePage) -> Option<Request<MessagePage>> {
         let uri = page.next_page_uri.as_deref()?;
         uri.starts_with('/').then(|| {
-            Request::get(self.client.clone(), uri.to_owned(), "messages.list", Vec::new())
+            Request::get(
+                self.client.clone(),
+                uri.to_owned(),
+                "messages.list",
+                Vec::new(),
+            )
         })
     }
 }
@@ -375,16 +384,33 @@ mod tests {
             .status_callback("https://cb");
         assert_eq!(params.segments(), 1, "an MMS is one");
         let names: Vec<_> = params.form().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(names, ["To", "From", "Body", "MediaUrl", "MediaUrl", "StatusCallback"]);
+        assert_eq!(
+            names,
+            [
+                "To",
+                "From",
+                "Body",
+                "MediaUrl",
+                "MediaUrl",
+                "StatusCallback"
+            ]
+        );
         let service = CreateMessage::via_service("+14155552671", "MG1").body(&*"a".repeat(200));
         assert_eq!(service.from_number(), None);
         assert_eq!(service.segments(), 2);
-        assert_eq!(service.form()[1], ("MessagingServiceSid".to_owned(), "MG1".to_owned()));
+        assert_eq!(
+            service.form()[1],
+            ("MessagingServiceSid".to_owned(), "MG1".to_owned())
+        );
     }
 
     #[test]
     fn list_filters_become_the_query() {
-        let query = ListMessages::new().to("+1").from("+2").page_size(20).query();
+        let query = ListMessages::new()
+            .to("+1")
+            .from("+2")
+            .page_size(20)
+            .query();
         assert_eq!(query.len(), 3);
         assert_eq!(query[2], ("PageSize".to_owned(), "20".to_owned()));
     }

@@ -131,7 +131,11 @@ impl TwilioProvider {
     }
 
     /// The verdict for a non-success status, its (possibly undecodable) body and its hint.
-    fn classify(status: StatusCode, error: Option<&TwilioError>, hint: Option<Duration>) -> Verdict {
+    fn classify(
+        status: StatusCode,
+        error: Option<&TwilioError>,
+        hint: Option<Duration>,
+    ) -> Verdict {
         match status.as_u16() {
             429 => Verdict::retry(Reason::RateLimited)
                 .not_processed()
@@ -196,7 +200,11 @@ mod tests {
     const AUTH_401: &str = r#"{"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#;
     const SERVER_500: &str = r#"{"code":20500,"message":"Internal Server Error","status":500}"#;
 
-    fn response(status: u16, body: &str, headers: &[(&'static str, &'static str)]) -> http::Response<Bytes> {
+    fn response(
+        status: u16,
+        body: &str,
+        headers: &[(&'static str, &'static str)],
+    ) -> http::Response<Bytes> {
         let mut response = http::Response::new(Bytes::from(body.to_owned()));
         *response.status_mut() = StatusCode::from_u16(status).unwrap();
         for (name, value) in headers {
@@ -225,25 +233,89 @@ mod tests {
     #[test]
     fn every_status_and_code_reads_as_documented() {
         use Processing::{Maybe, NotProcessed};
-        type Case = (&'static str, u16, &'static str, &'static [(&'static str, &'static str)], Verdict);
+        type Case = (
+            &'static str,
+            u16,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            Verdict,
+        );
         let cases: &[Case] = &[
             ("201 created", 201, "{}", &[], Verdict::Success),
-            ("429 legacy 20429", 429, LEGACY_429, &[], retry(Reason::RateLimited, NotProcessed, None)),
-            ("429 RFC 9457 20429", 429, PROBLEM_429, &[], retry(Reason::RateLimited, NotProcessed, None)),
-            ("429 plain text", 429, "Too Many Requests", &[], retry(Reason::RateLimited, NotProcessed, None)),
-            ("429 empty", 429, "", &[], retry(Reason::RateLimited, NotProcessed, None)),
+            (
+                "429 legacy 20429",
+                429,
+                LEGACY_429,
+                &[],
+                retry(Reason::RateLimited, NotProcessed, None),
+            ),
+            (
+                "429 RFC 9457 20429",
+                429,
+                PROBLEM_429,
+                &[],
+                retry(Reason::RateLimited, NotProcessed, None),
+            ),
+            (
+                "429 plain text",
+                429,
+                "Too Many Requests",
+                &[],
+                retry(Reason::RateLimited, NotProcessed, None),
+            ),
+            (
+                "429 empty",
+                429,
+                "",
+                &[],
+                retry(Reason::RateLimited, NotProcessed, None),
+            ),
             (
                 "429 with Retry-After",
                 429,
                 LEGACY_429,
                 &[("retry-after", "2")],
-                retry(Reason::RateLimited, NotProcessed, Some(Duration::from_secs(2))),
+                retry(
+                    Reason::RateLimited,
+                    NotProcessed,
+                    Some(Duration::from_secs(2)),
+                ),
             ),
-            ("400 21611: park, never at once", 400, QUEUE_FULL_400, &[], Verdict::fail(Reason::RateLimited)),
-            ("400 21211: rejected", 400, INVALID_TO_400, &[], Verdict::fail(Reason::Rejected)),
-            ("401", 401, AUTH_401, &[], Verdict::fail(Reason::Unauthorized)),
-            ("404 html", 404, "<html>not found</html>", &[], Verdict::fail(Reason::Rejected)),
-            ("500: maybe processed", 500, SERVER_500, &[], retry(Reason::ServerError, Maybe, None)),
+            (
+                "400 21611: park, never at once",
+                400,
+                QUEUE_FULL_400,
+                &[],
+                Verdict::fail(Reason::RateLimited),
+            ),
+            (
+                "400 21211: rejected",
+                400,
+                INVALID_TO_400,
+                &[],
+                Verdict::fail(Reason::Rejected),
+            ),
+            (
+                "401",
+                401,
+                AUTH_401,
+                &[],
+                Verdict::fail(Reason::Unauthorized),
+            ),
+            (
+                "404 html",
+                404,
+                "<html>not found</html>",
+                &[],
+                Verdict::fail(Reason::Rejected),
+            ),
+            (
+                "500: maybe processed",
+                500,
+                SERVER_500,
+                &[],
+                retry(Reason::ServerError, Maybe, None),
+            ),
             (
                 "503 with Retry-After",
                 503,
@@ -271,9 +343,17 @@ mod tests {
             &response(429, "x", &[("twilio-concurrent-requests", "100")]),
             clock.timestamp(),
         );
-        assert_eq!(provider.clone().concurrent_requests(), Some(100), "clones share it");
+        assert_eq!(
+            provider.clone().concurrent_requests(),
+            Some(100),
+            "clones share it"
+        );
         let _ = provider.inspect(&response(200, "{}", &[]), clock.timestamp());
-        assert_eq!(provider.concurrent_requests(), Some(100), "absent leaves it");
+        assert_eq!(
+            provider.concurrent_requests(),
+            Some(100),
+            "absent leaves it"
+        );
     }
 
     #[test]
@@ -283,7 +363,11 @@ mod tests {
         assert_eq!(cost.amount(&limits::CONCURRENCY), 1);
         assert_eq!(cost.amount(&limits::sender("+14155552671")), 3);
         let long = provider.message_cost(Some("+14155552671"), 24);
-        assert_eq!(long.amount(&limits::sender("+14155552671")), 10, "capped at the burst");
+        assert_eq!(
+            long.amount(&limits::sender("+14155552671")),
+            10,
+            "capped at the burst"
+        );
         let service = provider.message_cost(None, 3);
         assert_eq!(service.iter().count(), 1);
         let get = provider.cost(&RequestSpec::get("/x", "messages.fetch"));
@@ -301,7 +385,11 @@ mod tests {
                 .unwrap()
                 .is_queue_full()
         );
-        assert!(provider.decode_error(StatusCode::TOO_MANY_REQUESTS, b"slow down").is_none());
+        assert!(
+            provider
+                .decode_error(StatusCode::TOO_MANY_REQUESTS, b"slow down")
+                .is_none()
+        );
         assert!(provider.idempotency_header().is_none());
     }
 }

@@ -27,9 +27,9 @@
 use std::marker::PhantomData;
 
 use http::Method;
-use ratewise_core::limit::Limiter as _;
 use ratewise_core::dedupe::Claim;
 use ratewise_core::idempotency::IdempotencyKey;
+use ratewise_core::limit::Limiter as _;
 use ratewise_core::provider::{Provider, RequestSpec};
 use ratewise_core::quota::Cost;
 use serde::Deserialize;
@@ -314,7 +314,9 @@ impl<T: DeserializeOwned> Request<T> {
                 let what = self.create.as_ref().map_or("request", |c| c.what);
                 Err(Error::ambiguous(
                     NAME,
-                    format!("{message}; Twilio has no idempotency key for this create, so a retry could send a duplicate {what}"),
+                    format!(
+                        "{message}; Twilio has no idempotency key for this create, so a retry could send a duplicate {what}"
+                    ),
                 ))
             }
             Err(error) => Err(error),

@@ -153,7 +153,11 @@ mod tests {
         let body = format!("{}€{}", "a".repeat(152), "a".repeat(10));
         assert_eq!(seg(&body), (Encoding::Gsm7, 164, 2));
         let body = format!("{}€{}", "a".repeat(152), "a".repeat(152));
-        assert_eq!(seg(&body), (Encoding::Gsm7, 306, 3), "no split pair: 152 | 2+151 | 1");
+        assert_eq!(
+            seg(&body),
+            (Encoding::Gsm7, 306, 3),
+            "no split pair: 152 | 2+151 | 1"
+        );
     }
 
     #[test]

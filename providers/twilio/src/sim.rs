@@ -110,7 +110,9 @@ impl Dialect for TwilioDialect {
         if let Some(wait) = ctx.retry_after
             && let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
         {
-            response.headers_mut().insert(http::header::RETRY_AFTER, value);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, value);
         }
         response
     }
@@ -137,10 +139,7 @@ impl Dialect for TwilioDialect {
         if let Ok(value) = HeaderValue::from_str(&format!("RQ{n:032x}")) {
             headers.insert(TWILIO_REQUEST_ID, value);
         }
-        let concurrency = ctx
-            .limits
-            .iter()
-            .find(|l| &*l.name == ACCOUNT_CONCURRENCY);
+        let concurrency = ctx.limits.iter().find(|l| &*l.name == ACCOUNT_CONCURRENCY);
         if let Some(limit) = concurrency {
             let in_flight = limit.limit.saturating_sub(limit.remaining);
             headers.insert(TWILIO_CONCURRENT_REQUESTS, HeaderValue::from(in_flight));
@@ -251,26 +250,46 @@ impl TwilioHandler {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn create_message(&self, fields: &Fields, ctx: &HandlerContext, account: &str) -> http::Response<Bytes> {
+    fn create_message(
+        &self,
+        fields: &Fields,
+        ctx: &HandlerContext,
+        account: &str,
+    ) -> http::Response<Bytes> {
         let Some(to) = fields.get("To") else {
-            return error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
+            return error(
+                StatusCode::BAD_REQUEST,
+                21604,
+                "A 'To' phone number is required.",
+            );
         };
         let from = fields.get("From");
         let Some(sender) = from.or_else(|| fields.get("MessagingServiceSid")) else {
-            return error(StatusCode::BAD_REQUEST, 21603, "A 'From' phone number is required.");
+            return error(
+                StatusCode::BAD_REQUEST,
+                21603,
+                "A 'From' phone number is required.",
+            );
         };
         let body = fields.get("Body").unwrap_or_default();
         let media = fields.all("MediaUrl");
         if body.is_empty() && media == 0 {
             return error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
         }
-        let segments = if media > 0 { 1 } else { segments::count(body).count };
+        let segments = if media > 0 {
+            1
+        } else {
+            segments::count(body).count
+        };
         let now = ctx.wall;
         let mut state = self.lock();
         let (sent_at, backlog) = match from {
             Some(from) => {
                 let rate = self.limits.rate_of(from);
-                let per_segment = rate.period().checked_div(u32::try_from(rate.amount()).unwrap_or(u32::MAX).max(1)).unwrap_or(rate.period());
+                let per_segment = rate
+                    .period()
+                    .checked_div(u32::try_from(rate.amount()).unwrap_or(u32::MAX).max(1))
+                    .unwrap_or(rate.period());
                 let drain = per_segment.saturating_mul(segments);
                 let queued = state
                     .busy_until
@@ -341,12 +360,19 @@ impl TwilioHandler {
             .and_then(|s| s.parse::<usize>().ok())
             .unwrap_or(50)
             .clamp(1, 1000);
-        let page = query.get("Page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(0);
+        let page = query
+            .get("Page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(0);
         let start = page.saturating_mul(size);
         let items: Vec<&Value> = matching.iter().skip(start).take(size).copied().collect();
         let base = format!("/2010-04-01/Accounts/{account}/Messages.json");
         let next = (start.saturating_add(size) < matching.len()).then(|| {
-            format!("{base}?PageSize={size}&Page={}&PageToken=PASM{}", page + 1, page + 1)
+            format!(
+                "{base}?PageSize={size}&Page={}&PageToken=PASM{}",
+                page + 1,
+                page + 1
+            )
         });
         json_response(
             StatusCode::OK,
@@ -362,11 +388,23 @@ impl TwilioHandler {
         )
     }
 
-    fn create_call(&self, fields: &Fields, ctx: &HandlerContext, account: &str) -> http::Response<Bytes> {
+    fn create_call(
+        &self,
+        fields: &Fields,
+        ctx: &HandlerContext,
+        account: &str,
+    ) -> http::Response<Bytes> {
         let (Some(to), Some(from)) = (fields.get("To"), fields.get("From")) else {
-            return error(StatusCode::BAD_REQUEST, 21201, "'To' and 'From' are required.");
+            return error(
+                StatusCode::BAD_REQUEST,
+                21201,
+                "'To' and 'From' are required.",
+            );
         };
-        if ["Url", "Twiml", "ApplicationSid"].iter().all(|k| fields.get(k).is_none()) {
+        if ["Url", "Twiml", "ApplicationSid"]
+            .iter()
+            .all(|k| fields.get(k).is_none())
+        {
             return error(StatusCode::BAD_REQUEST, 21205, "Url parameter is required.");
         }
         let sid = format!("CA{:032x}", ctx.index);
@@ -410,7 +448,11 @@ fn not_found(path: &str) -> http::Response<Bytes> {
 }
 
 impl Handler for TwilioHandler {
-    fn handle(&self, request: &http::Request<Bytes>, ctx: &HandlerContext) -> http::Response<Bytes> {
+    fn handle(
+        &self,
+        request: &http::Request<Bytes>,
+        ctx: &HandlerContext,
+    ) -> http::Response<Bytes> {
         let path = request.uri().path();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let method = request.method();

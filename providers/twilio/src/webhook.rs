@@ -242,9 +242,7 @@ impl WebhookDedupe {
 
     /// Forgets `token`: the handler failed, so Twilio's retry is handled afresh.
     pub async fn failed(&self, token: &str) -> Result<(), DedupeError> {
-        self.store
-            .release(&format!("{TOKEN_PREFIX}{token}"))
-            .await
+        self.store.release(&format!("{TOKEN_PREFIX}{token}")).await
     }
 }
 
@@ -287,7 +285,11 @@ mod tests {
         assert!(validator.validate(URL, extra, EXPECTED).is_err());
         assert!(
             validator
-                .validate("https://mycompany.com/myapp.php?foo=1&bar=3", PARAMS, EXPECTED)
+                .validate(
+                    "https://mycompany.com/myapp.php?foo=1&bar=3",
+                    PARAMS,
+                    EXPECTED
+                )
                 .is_err()
         );
     }
@@ -319,7 +321,9 @@ mod tests {
             Err(WebhookError::MissingSignature)
         ));
         headers.insert(X_TWILIO_SIGNATURE, HeaderValue::from_static(EXPECTED));
-        let params = validator.validate_form(URL, &headers, body.as_bytes()).unwrap();
+        let params = validator
+            .validate_form(URL, &headers, body.as_bytes())
+            .unwrap();
         assert_eq!(params.len(), 5);
         assert!(validator.validate_form(URL, &headers, b"Digits=9").is_err());
     }
@@ -335,15 +339,30 @@ mod tests {
         let dedupe = WebhookDedupe::new(Arc::new(MemoryDedupe::default()));
         let mut headers = HeaderMap::new();
         assert_eq!(dedupe.begin(&headers).await.unwrap(), Delivery::Untracked);
-        headers.insert("i-twilio-idempotency-token", HeaderValue::from_static("tok-1"));
-        assert_eq!(dedupe.begin(&headers).await.unwrap(), Delivery::First("tok-1".into()));
+        headers.insert(
+            "i-twilio-idempotency-token",
+            HeaderValue::from_static("tok-1"),
+        );
+        assert_eq!(
+            dedupe.begin(&headers).await.unwrap(),
+            Delivery::First("tok-1".into())
+        );
         assert_eq!(dedupe.begin(&headers).await.unwrap(), Delivery::InProgress);
         dedupe.handled("tok-1").await.unwrap();
         assert_eq!(dedupe.begin(&headers).await.unwrap(), Delivery::Duplicate);
-        headers.insert("i-twilio-idempotency-token", HeaderValue::from_static("tok-2"));
-        assert_eq!(dedupe.begin(&headers).await.unwrap(), Delivery::First("tok-2".into()));
+        headers.insert(
+            "i-twilio-idempotency-token",
+            HeaderValue::from_static("tok-2"),
+        );
+        assert_eq!(
+            dedupe.begin(&headers).await.unwrap(),
+            Delivery::First("tok-2".into())
+        );
         dedupe.failed("tok-2").await.unwrap();
-        assert_eq!(dedupe.begin(&headers).await.unwrap(), Delivery::First("tok-2".into()));
+        assert_eq!(
+            dedupe.begin(&headers).await.unwrap(),
+            Delivery::First("tok-2".into())
+        );
     }
 
     proptest! {

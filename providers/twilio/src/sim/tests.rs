@@ -112,9 +112,18 @@ async fn a_thousand_messages_from_three_senders_are_paced_per_sender_and_never_d
     }
 
     let errors = errors.lock().unwrap();
-    assert!(errors.is_empty(), "{} errors, first: {:?}", errors.len(), errors.first());
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
     let ledger = sim.ledger();
-    assert!(ledger.throttled() >= 5, "20429s happened: {}", ledger.throttled());
+    assert!(
+        ledger.throttled() >= 5,
+        "20429s happened: {}",
+        ledger.throttled()
+    );
     assert_eq!(ledger.duplicates(), 0);
     let sent = handler.sent();
     assert_eq!(sent.len(), 1000);
@@ -161,7 +170,11 @@ async fn a_429_is_retried_after_its_retry_after_and_sends_once() {
         .await
         .unwrap();
     assert_eq!(meta.attempts, 2);
-    assert!(sim.elapsed() >= Duration::from_secs(3), "{:?}", sim.elapsed());
+    assert!(
+        sim.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        sim.elapsed()
+    );
     assert_eq!(handler.sent().len(), 1);
     assert!(meta.request_id.unwrap().starts_with("RQ"));
 }
@@ -193,7 +206,12 @@ async fn a_5xx_on_a_create_is_ambiguous_and_not_retried_but_a_fetch_is_retried()
         .send()
         .await
         .unwrap();
-    let fetched = client.messages().fetch(&sent.sid).send_with_meta().await.unwrap();
+    let fetched = client
+        .messages()
+        .fetch(&sent.sid)
+        .send_with_meta()
+        .await
+        .unwrap();
     assert_eq!(fetched.attempts, 2, "the 503 on the GET was retried");
     assert_eq!(fetched.value.body.as_deref(), Some("hi again"));
 }
@@ -227,9 +245,16 @@ async fn a_full_sender_queue_answers_21611_which_parks_the_message_and_pauses_th
     assert_eq!(error.status(), Some(StatusCode::BAD_REQUEST));
     assert_eq!(handler.sent().len(), accepted);
     // The sender's budget is paused locally: the next attempt waits instead of hammering.
-    let cost = client.upstream().provider().message_cost(Some(LONG_CODE), 1);
+    let cost = client
+        .upstream()
+        .provider()
+        .message_cost(Some(LONG_CODE), 1);
     assert!(client.upstream().limiter().try_acquire(&cost).is_err());
-    assert_eq!(sim.ledger().requests(), accepted as u64 + 1, "21611 is not retried");
+    assert_eq!(
+        sim.ledger().requests(),
+        accepted as u64 + 1,
+        "21611 is not retried"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -264,7 +289,11 @@ async fn a_redelivered_job_with_the_same_key_never_sends_twice() {
         .await
         .unwrap();
     assert!(again.deduplicated);
-    assert_eq!(sim.ledger().requests(), 2, "one create, one fetch of the recorded SID");
+    assert_eq!(
+        sim.ledger().requests(),
+        2,
+        "one create, one fetch of the recorded SID"
+    );
     assert_eq!(again.value.sid, first.value.sid);
     assert_eq!(handler.sent().len(), 1);
 
