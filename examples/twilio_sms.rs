@@ -170,10 +170,8 @@ async fn run(args: Args) -> ExitCode {
                 clock.clone(),
             );
             tokio::spawn(async move {
-                loop {
-                    let Some(message) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                        break;
-                    };
+                // The closure takes the guard: the lock is released before the send.
+                while let Some(message) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                     let from = message.from_number().unwrap_or_default().to_owned();
                     let result = client.messages().create(message).send().await;
                     if let Some(bar) = bars.get(from.as_str()) {
