@@ -383,3 +383,32 @@ async fn messages_list_page_by_page_and_calls_round_trip() {
     assert_eq!(missing.status(), Some(StatusCode::NOT_FOUND));
     assert_eq!(missing.api_error().and_then(|e| e.code), Some(20404));
 }
+
+#[tokio::test(start_paused = true)]
+async fn two_hundred_concurrent_sends_stay_within_the_account_concurrency_without_a_429() {
+    let handler = Arc::new(TwilioHandler::new());
+    let sim = SimUpstream::builder()
+        .dialect(TwilioDialect::new())
+        .handler(handler.clone())
+        .limit(account_concurrency(100))
+        .latency(Duration::from_secs(1))
+        .build();
+    let client = client(&sim).build().unwrap();
+    // 200 short codes: no sender waits, only the account's 100 slots.
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let sms = CreateMessage::new("+14155552671", format!("{}", 10_000 + i)).body("hi");
+                client.messages().create(sms).send().await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(sim.ledger().throttled(), 0, "the client held 100 in flight");
+    assert_eq!(handler.sent().len(), 200);
+    assert_eq!(sim.elapsed(), Duration::from_secs(2), "two waves of 100");
+    assert_eq!(client.concurrent_requests(), Some(100));
+}
