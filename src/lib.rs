@@ -9,3 +9,7 @@ pub use ratewise_core::*;
 /// The Stripe client: payment intents, customers, refunds, webhooks (feature `stripe`).
 #[cfg(feature = "stripe")]
 pub use ratewise_stripe as stripe;
+
+/// The Twilio client: messages, calls, sender pacing, webhooks (feature `twilio`).
+#[cfg(feature = "twilio")]
+pub use ratewise_twilio as twilio;
