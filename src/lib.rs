@@ -9,3 +9,8 @@ pub use ratewise_core::*;
 /// The Stripe client: payment intents, customers, refunds, webhooks (feature `stripe`).
 #[cfg(feature = "stripe")]
 pub use ratewise_stripe as stripe;
+
+/// The GitHub REST client: repositories, issues, pulls, contents, search, rate limits
+/// (feature `github`).
+#[cfg(feature = "github")]
+pub use ratewise_github as github;
