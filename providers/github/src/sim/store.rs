@@ -1,7 +1,7 @@
 //! The in-memory GitHub behind [`GitHubSim`](super::GitHubSim): repositories, issues,
 //! comments, pulls, files, search, with ETags and `Link` pagination.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
 use base64::Engine;
@@ -25,9 +25,35 @@ pub fn etag_of(body: &[u8]) -> String {
     format!("W/\"{hash:016x}\"")
 }
 
+/// Repositories by `(owner, name)`, a version bumped by every change, and the rendered GETs
+/// of the current version (so a conditional GET is rendered once per change, not per request).
 #[derive(Debug, Default)]
 pub(super) struct Store {
-    repos: Mutex<BTreeMap<(String, String), Repo>>,
+    state: Mutex<State>,
+    rendered: Mutex<HashMap<String, Rendered>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    repos: BTreeMap<(String, String), Repo>,
+    version: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Rendered {
+    version: u64,
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Rendered {
+    fn response(self) -> http::Response<Bytes> {
+        let mut response = http::Response::new(self.body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
 }
 
 #[derive(Debug, Default)]
@@ -164,14 +190,47 @@ fn state_matches(item: &Value, state: Option<&String>) -> bool {
 }
 
 impl Store {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Repo>> {
-        self.repos.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The GET of `uri` as of now: rendered once per version of the store.
+    fn get(&self, uri: &Uri) -> http::Response<Bytes> {
+        let state = self.lock();
+        let key = uri.to_string();
+        let cached = self
+            .rendered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .filter(|r| r.version == state.version)
+            .cloned();
+        if let Some(rendered) = cached {
+            return rendered.response();
+        }
+        let response = self.render(&state, uri);
+        let (parts, body) = response.into_parts();
+        let rendered = Rendered {
+            version: state.version,
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        };
+        drop(state);
+        let mut cache = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, rendered.clone());
+        rendered.response()
     }
 
     pub(super) fn add_repo(&self, owner: &str, name: &str) {
-        let mut repos = self.lock();
-        let id = 1_000_u64.saturating_add(repos.len() as u64);
-        repos
+        let mut state = self.lock();
+        state.version = state.version.wrapping_add(1);
+        let id = 1_000_u64.saturating_add(state.repos.len() as u64);
+        state
+            .repos
             .entry((owner.to_owned(), name.to_owned()))
             .or_insert_with(|| Repo {
                 id,
@@ -181,7 +240,9 @@ impl Store {
 
     pub(super) fn add_file(&self, owner: &str, name: &str, path: &str, content: &[u8]) {
         self.add_repo(owner, name);
-        if let Some(repo) = self.lock().get_mut(&(owner.to_owned(), name.to_owned())) {
+        let mut state = self.lock();
+        state.version = state.version.wrapping_add(1);
+        if let Some(repo) = state.repos.get_mut(&(owner.to_owned(), name.to_owned())) {
             repo.files
                 .insert(path.trim_matches('/').to_owned(), content.to_vec());
         }
@@ -189,7 +250,9 @@ impl Store {
 
     pub(super) fn add_pull(&self, owner: &str, name: &str, title: &str, head: &str, base: &str) {
         self.add_repo(owner, name);
-        if let Some(repo) = self.lock().get_mut(&(owner.to_owned(), name.to_owned())) {
+        let mut state = self.lock();
+        state.version = state.version.wrapping_add(1);
+        if let Some(repo) = state.repos.get_mut(&(owner.to_owned(), name.to_owned())) {
             let number = repo
                 .issues
                 .len()
@@ -210,6 +273,7 @@ impl Store {
 
     pub(super) fn issue_count(&self, owner: &str, name: &str) -> usize {
         self.lock()
+            .repos
             .get(&(owner.to_owned(), name.to_owned()))
             .map_or(0, |r| r.issues.len())
     }
@@ -241,14 +305,14 @@ impl Store {
         not_found()
     }
 
-    fn get(&self, uri: &Uri) -> http::Response<Bytes> {
+    fn render(&self, state: &State, uri: &Uri) -> http::Response<Bytes> {
         let path = route(uri.path());
         let params = query(uri);
         if path == "/search/issues" {
-            return self.search(&params, uri);
+            return search(state, &params, uri);
         }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let repos = self.lock();
+        let repos = &state.repos;
         let (owner, name, rest) = match segments.as_slice() {
             ["repos", owner, name, rest @ ..] => (decode(owner), decode(name), rest),
             _ => return not_found(),
@@ -326,22 +390,23 @@ impl Store {
         }
     }
 
-    fn search(&self, params: &BTreeMap<String, String>, uri: &Uri) -> http::Response<Bytes> {
+}
+
+fn search(state: &State, params: &BTreeMap<String, String>, uri: &Uri) -> http::Response<Bytes> {
         let q = params.get("q").cloned().unwrap_or_default();
         let mut repo_filter = None;
-        let mut state = None;
+        let mut wanted = None;
         let mut words = Vec::new();
         for term in q.split_whitespace() {
             match term.split_once(':') {
                 Some(("repo", full)) => repo_filter = Some(full.to_owned()),
-                Some(("is" | "state", s @ ("open" | "closed"))) => state = Some(s.to_owned()),
+                Some(("is" | "state", s @ ("open" | "closed"))) => wanted = Some(s.to_owned()),
                 Some(_) => {}
                 None => words.push(term.to_ascii_lowercase()),
             }
         }
-        let repos = self.lock();
         let mut items = Vec::new();
-        for ((owner, name), repo) in repos.iter() {
+        for ((owner, name), repo) in state.repos.iter() {
             if repo_filter
                 .as_deref()
                 .is_some_and(|f| f != format!("{owner}/{name}"))
@@ -355,7 +420,7 @@ impl Store {
                     issue["body"].as_str().unwrap_or("")
                 )
                 .to_ascii_lowercase();
-                let state_ok = state.as_deref().is_none_or(|s| issue["state"] == s);
+                let state_ok = wanted.as_deref().is_none_or(|s| issue["state"] == s);
                 if state_ok && words.iter().all(|w| text.contains(w.as_str())) {
                     let mut item = issue.clone();
                     item["score"] = json!(1.0);
@@ -374,16 +439,18 @@ impl Store {
         )
     }
 
+impl Store {
     fn post(&self, request: &http::Request<Bytes>, ctx: &HandlerContext) -> http::Response<Bytes> {
         let path = route(request.uri().path());
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let body: Value = serde_json::from_slice(request.body()).unwrap_or(Value::Null);
-        let mut repos = self.lock();
+        let mut state = self.lock();
+        state.version = state.version.wrapping_add(1);
         let (owner, name, rest) = match segments.as_slice() {
             ["repos", owner, name, rest @ ..] => (decode(owner), decode(name), rest),
             _ => return not_found(),
         };
-        let Some(repo) = repos.get_mut(&(owner.clone(), name.clone())) else {
+        let Some(repo) = state.repos.get_mut(&(owner.clone(), name.clone())) else {
             return not_found();
         };
         let now = iso8601(ctx.wall);
