@@ -3,7 +3,9 @@
 //! GitHub answers a GET sent with `If-None-Match: "<etag>"` with `304 Not Modified` when the
 //! resource has not changed, and a 304 **does not count against the primary rate limit**. The
 //! client keeps the last `ETag` and body of each GET URL (path and query) here, sends the ETag
-//! on the next GET of that URL, and on a 304 returns the cached body.
+//! on the next GET of that URL, and on a 304 returns the cached body. The `Link` header is kept
+//! too: a 304 need not repeat it, and a list page answered from the cache must still lead to
+//! the next page.
 //!
 //! Bounded: at most [`DEFAULT_CAPACITY`] entries (1,000) by default, each body at most
 //! [`DEFAULT_MAX_BODY`] (1 MiB; larger bodies are not cached); past the capacity the entry used
@@ -51,9 +53,27 @@ struct State {
 
 #[derive(Debug)]
 struct Entry {
-    etag: HeaderValue,
-    body: Bytes,
+    cached: Cached,
     used: u64,
+}
+
+/// What the cache keeps of one GET response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cached {
+    /// The `ETag`, sent back in `If-None-Match`.
+    pub etag: HeaderValue,
+    /// The body.
+    pub body: Bytes,
+    /// The `Link` header, if the response had one.
+    pub link: Option<HeaderValue>,
+}
+
+impl Cached {
+    /// A cached response: its `etag`, `body` and `Link` header.
+    pub fn new(etag: HeaderValue, body: Bytes, link: Option<HeaderValue>) -> Self {
+        Self { etag, body, link }
+    }
 }
 
 impl Default for EtagCache {
@@ -82,14 +102,14 @@ impl EtagCache {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The ETag and body cached for `url`, counted as a conditional request when found.
-    pub fn lookup(&self, url: &str) -> Option<(HeaderValue, Bytes)> {
+    /// What is cached for `url`, counted as a conditional request when found.
+    pub fn lookup(&self, url: &str) -> Option<Cached> {
         let mut state = self.lock();
         state.tick = state.tick.wrapping_add(1);
         let tick = state.tick;
         let entry = state.entries.get_mut(url)?;
         entry.used = tick;
-        let found = (entry.etag.clone(), entry.body.clone());
+        let found = entry.cached.clone();
         state.stats.conditional = state.stats.conditional.saturating_add(1);
         Some(found)
     }
@@ -100,11 +120,11 @@ impl EtagCache {
         state.stats.not_modified = state.stats.not_modified.saturating_add(1);
     }
 
-    /// Stores `body` under `url` with its `etag` (bodies over the size bound are not kept, and
-    /// drop what was cached for `url`).
-    pub fn store(&self, url: &str, etag: HeaderValue, body: Bytes) {
+    /// Stores `cached` under `url` (bodies over the size bound are not kept, and drop what was
+    /// cached for `url`).
+    pub fn store(&self, url: &str, cached: Cached) {
         let mut state = self.lock();
-        if body.len() > self.max_body {
+        if cached.body.len() > self.max_body {
             state.entries.remove(url);
             return;
         }
@@ -123,7 +143,7 @@ impl EtagCache {
         let used = state.tick;
         state
             .entries
-            .insert(url.to_owned(), Entry { etag, body, used });
+            .insert(url.to_owned(), Entry { cached, used });
         state.stats.stored = state.stats.stored.saturating_add(1);
     }
 
@@ -156,14 +176,18 @@ mod tests {
         HeaderValue::from_static(tag)
     }
 
+    fn entry(tag: &'static str, body: &'static [u8]) -> Cached {
+        Cached::new(etag(tag), Bytes::from_static(body), None)
+    }
+
     #[test]
     fn a_stored_body_is_found_with_its_etag_and_counted() {
         let cache = EtagCache::new(10);
         assert!(cache.lookup("/repos/o/r").is_none());
-        cache.store("/repos/o/r", etag("\"abc\""), Bytes::from_static(b"{}"));
-        let (tag, body) = cache.lookup("/repos/o/r").unwrap();
-        assert_eq!(tag, "\"abc\"");
-        assert_eq!(&body[..], b"{}");
+        cache.store("/repos/o/r", entry("\"abc\"", b"{}"));
+        let found = cache.lookup("/repos/o/r").unwrap();
+        assert_eq!(found.etag, "\"abc\"");
+        assert_eq!(&found.body[..], b"{}");
         cache.record_not_modified();
         let stats = cache.stats();
         assert_eq!((stats.conditional, stats.not_modified, stats.stored), (1, 1, 1));
@@ -172,10 +196,10 @@ mod tests {
     #[test]
     fn the_least_recently_used_entry_goes_first() {
         let cache = EtagCache::new(2);
-        cache.store("/a", etag("\"a\""), Bytes::new());
-        cache.store("/b", etag("\"b\""), Bytes::new());
+        cache.store("/a", entry("\"a\"", b""));
+        cache.store("/b", entry("\"b\"", b""));
         let _ = cache.lookup("/a");
-        cache.store("/c", etag("\"c\""), Bytes::new());
+        cache.store("/c", entry("\"c\"", b""));
         assert_eq!(cache.len(), 2);
         assert!(cache.lookup("/b").is_none());
         assert!(cache.lookup("/a").is_some());
@@ -185,11 +209,11 @@ mod tests {
     #[test]
     fn large_bodies_are_not_kept() {
         let cache = EtagCache::new(2).max_body(4);
-        cache.store("/a", etag("\"a\""), Bytes::from_static(b"1234"));
+        cache.store("/a", entry("\"a\"", b"1234"));
         assert!(!cache.is_empty());
-        cache.store("/a", etag("\"b\""), Bytes::from_static(b"12345"));
+        cache.store("/a", entry("\"b\"", b"12345"));
         assert!(cache.is_empty());
-        cache.store("/b", etag("\"b\""), Bytes::new());
+        cache.store("/b", entry("\"b\"", b""));
         cache.remove("/b");
         assert!(cache.is_empty());
     }

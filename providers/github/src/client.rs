@@ -9,7 +9,7 @@ use ratewise_core::provider::{Provider, RequestSpec};
 use ratewise_core::secret::Secret;
 use ratewise_core::upstream::{ConfigError, Response, Upstream};
 
-use crate::cache::{DEFAULT_CAPACITY, EtagCache};
+use crate::cache::{Cached, DEFAULT_CAPACITY, EtagCache};
 use crate::headers::X_GITHUB_API_VERSION;
 use crate::issues::Issues;
 use crate::limits::GitHubLimits;
@@ -178,12 +178,12 @@ impl GitHubClient {
         let url = spec.path.clone();
         let cached = cache.and_then(|c| c.lookup(&url));
         let spec = match &cached {
-            Some((etag, _)) => spec.header(header::IF_NONE_MATCH, etag.clone()),
+            Some(cached) => spec.header(header::IF_NONE_MATCH, cached.etag.clone()),
             None => spec,
         };
         let mut response = self.upstream.execute(spec).await?;
         if response.status == StatusCode::NOT_MODIFIED {
-            let Some((_, body)) = cached else {
+            let Some(cached) = cached else {
                 return Err(Error::decode(
                     GitHubProvider::NAME,
                     b"",
@@ -193,7 +193,12 @@ impl GitHubClient {
             if let Some(cache) = cache {
                 cache.record_not_modified();
             }
-            response.body = body;
+            response.body = cached.body;
+            if let Some(link) = cached.link
+                && !response.headers.contains_key(header::LINK)
+            {
+                response.headers.insert(header::LINK, link);
+            }
             return Ok(Sent {
                 response,
                 not_modified: true,
@@ -203,7 +208,10 @@ impl GitHubClient {
             && response.status == StatusCode::OK
         {
             match response.headers.get(header::ETAG) {
-                Some(etag) => cache.store(&url, etag.clone(), response.body.clone()),
+                Some(etag) => {
+                    let link = response.headers.get(header::LINK).cloned();
+                    cache.store(&url, Cached::new(etag.clone(), response.body.clone(), link));
+                }
                 None => cache.remove(&url),
             }
         }

@@ -66,7 +66,7 @@ pub mod search;
 pub mod sim;
 pub mod user;
 
-pub use cache::{CacheStats, EtagCache};
+pub use cache::{CacheStats, Cached, EtagCache};
 pub use client::{ClientError, GitHubClient, GitHubClientBuilder};
 pub use contents::File;
 pub use error::{FieldError, GitHubError};

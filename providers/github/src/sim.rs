@@ -154,6 +154,13 @@ impl GitHubSim {
         self
     }
 
+    /// An open issue `title` with `labels` in `owner/name` (the repository is created if
+    /// needed), numbered after the existing ones.
+    pub fn issue(self, owner: &str, name: &str, title: &str, labels: &[&str]) -> Self {
+        self.store.add_issue(owner, name, title, labels);
+        self
+    }
+
     /// A pull request `title` from `head` into `base` in `owner/name`.
     pub fn pull(self, owner: &str, name: &str, title: &str, head: &str, base: &str) -> Self {
         self.store.add_pull(owner, name, title, head, base);

@@ -70,6 +70,28 @@ fn user() -> Value {
            "html_url": "https://github.com/ratewise-sim"})
 }
 
+/// An open issue `number` of `owner/name`, created `now`.
+fn new_issue(
+    (owner, name): (&str, &str),
+    number: usize,
+    (title, body): (&str, Value),
+    labels: &[&str],
+    now: &str,
+) -> Value {
+    let labels: Vec<Value> = labels
+        .iter()
+        .map(|l| json!({"name": l, "color": "ededed", "description": null}))
+        .collect();
+    json!({
+        "id": 10_000 + number, "node_id": format!("I_sim{number}"),
+        "number": number, "title": title, "body": body,
+        "state": "open", "state_reason": null, "user": user(), "labels": labels,
+        "assignees": [], "comments": 0, "locked": false,
+        "html_url": format!("https://github.com/{owner}/{name}/issues/{number}"),
+        "created_at": now, "updated_at": now, "closed_at": null,
+    })
+}
+
 fn not_found() -> http::Response<Bytes> {
     json_response(
         StatusCode::NOT_FOUND,
@@ -245,6 +267,24 @@ impl Store {
         if let Some(repo) = state.repos.get_mut(&(owner.to_owned(), name.to_owned())) {
             repo.files
                 .insert(path.trim_matches('/').to_owned(), content.to_vec());
+        }
+    }
+
+    pub(super) fn add_issue(&self, owner: &str, name: &str, title: &str, labels: &[&str]) {
+        self.add_repo(owner, name);
+        let mut state = self.lock();
+        state.version = state.version.wrapping_add(1);
+        if let Some(repo) = state.repos.get_mut(&(owner.to_owned(), name.to_owned())) {
+            let number = repo.issues.len().saturating_add(1);
+            let body = Value::String(format!("Seeded issue {number}."));
+            let issue = new_issue(
+                (owner, name),
+                number,
+                (title, body),
+                labels,
+                "2026-01-01T00:00:00Z",
+            );
+            repo.issues.push(issue);
         }
     }
 
@@ -465,24 +505,17 @@ impl Store {
                                 "status": "422"}),
                     );
                 };
-                let number = repo.issues.len().saturating_add(1);
-                let labels: Vec<Value> = body["labels"]
+                let labels: Vec<&str> = body["labels"]
                     .as_array()
-                    .map(|ls| {
-                        ls.iter()
-                            .filter_map(Value::as_str)
-                            .map(|l| json!({"name": l, "color": "ededed", "description": null}))
-                            .collect()
-                    })
+                    .map(|ls| ls.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
-                let issue = json!({
-                    "id": 10_000 + ctx.index, "node_id": format!("I_sim{}", ctx.index),
-                    "number": number, "title": title, "body": body["body"].clone(),
-                    "state": "open", "state_reason": null, "user": user(), "labels": labels,
-                    "assignees": [], "comments": 0, "locked": false,
-                    "html_url": format!("https://github.com/{owner}/{name}/issues/{number}"),
-                    "created_at": now, "updated_at": now, "closed_at": null,
-                });
+                let issue = new_issue(
+                    (&owner, &name),
+                    repo.issues.len().saturating_add(1),
+                    (title, body["body"].clone()),
+                    &labels,
+                    &now,
+                );
                 repo.issues.push(issue.clone());
                 json_response(StatusCode::CREATED, &issue)
             }
