@@ -87,7 +87,10 @@ fn main() -> ExitCode {
 }
 
 /// Every issue of `repo`, following `Link: rel="next"`.
-async fn all_issues(client: &GitHubClient, repo: &str) -> Result<Vec<Issue>, ratewise_github::Error> {
+async fn all_issues(
+    client: &GitHubClient,
+    repo: &str,
+) -> Result<Vec<Issue>, ratewise_github::Error> {
     let stream = client
         .issues(OWNER, repo)
         .list()
@@ -105,7 +108,9 @@ async fn all_issues(client: &GitHubClient, repo: &str) -> Result<Vec<Issue>, rat
 
 /// One sync pass: creates in the mirror every source issue it lacks. Returns how many.
 async fn sync(client: &GitHubClient, workers: u64, bar: &ProgressBar) -> Result<u64, String> {
-    let source = all_issues(client, SOURCE).await.map_err(|e| e.to_string())?;
+    let source = all_issues(client, SOURCE)
+        .await
+        .map_err(|e| e.to_string())?;
     let mirrored: HashSet<String> = all_issues(client, MIRROR)
         .await
         .map_err(|e| e.to_string())?
@@ -160,7 +165,10 @@ async fn run(args: Args) -> ExitCode {
         github = github.issue(OWNER, SOURCE, &format!("Upstream issue {n}"), &[label]);
     }
     let github = Arc::new(github);
-    let sim = github.install(SimUpstream::builder()).seed(args.seed).build();
+    let sim = github
+        .install(SimUpstream::builder())
+        .seed(args.seed)
+        .build();
     let client = match GitHubClient::builder("ghp_simulated")
         .base_url("http://github.sim")
         .user_agent("ratewise-github-sync-example")
@@ -204,14 +212,20 @@ async fn run(args: Args) -> ExitCode {
     let ledger = sim.ledger();
     let secondary = ledger.with_status(StatusCode::FORBIDDEN) + ledger.throttled();
     let cache = client.etag_cache().map(|c| c.stats()).unwrap_or_default();
-    println!("issues mirrored              first pass {}, second pass {}", created[0], created[1]);
+    println!(
+        "issues mirrored              first pass {}, second pass {}",
+        created[0], created[1]
+    );
     println!("requests sent                {}", ledger.requests());
     println!(
         "  304 Not Modified (free)    {} of {} conditional GETs",
         cache.not_modified, cache.conditional
     );
     println!("  secondary-limit refusals   {secondary}");
-    println!("virtual time                 {:.0} s", sim.elapsed().as_secs_f64());
+    println!(
+        "virtual time                 {:.0} s",
+        sim.elapsed().as_secs_f64()
+    );
     match client.rate_limit().get().send().await {
         Ok(overview) => {
             println!("rate limits (GET /rate_limit)");
@@ -229,7 +243,10 @@ async fn run(args: Args) -> ExitCode {
         println!("sync check: OK — every issue mirrored once, no secondary limit met");
         ExitCode::SUCCESS
     } else {
-        println!("sync check: FAILED ({mirrored} of {} mirrored)", args.issues);
+        println!(
+            "sync check: FAILED ({mirrored} of {} mirrored)",
+            args.issues
+        );
         ExitCode::FAILURE
     }
 }

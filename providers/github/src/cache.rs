@@ -141,9 +141,7 @@ impl EtagCache {
         }
         state.tick = state.tick.wrapping_add(1);
         let used = state.tick;
-        state
-            .entries
-            .insert(url.to_owned(), Entry { cached, used });
+        state.entries.insert(url.to_owned(), Entry { cached, used });
         state.stats.stored = state.stats.stored.saturating_add(1);
     }
 
@@ -190,7 +188,10 @@ mod tests {
         assert_eq!(&found.body[..], b"{}");
         cache.record_not_modified();
         let stats = cache.stats();
-        assert_eq!((stats.conditional, stats.not_modified, stats.stored), (1, 1, 1));
+        assert_eq!(
+            (stats.conditional, stats.not_modified, stats.stored),
+            (1, 1, 1)
+        );
     }
 
     #[test]

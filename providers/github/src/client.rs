@@ -386,7 +386,10 @@ mod tests {
             Some("/repos/o/r/issues?page=2")
         );
         assert_eq!(client.relative("https://evil.example.com/repos/o/r"), None);
-        assert_eq!(client.relative("/repos/o/r?page=3"), Some("/repos/o/r?page=3"));
+        assert_eq!(
+            client.relative("/repos/o/r?page=3"),
+            Some("/repos/o/r?page=3")
+        );
         let default = GitHubClient::new("t").unwrap();
         assert_eq!(default.base_url(), DEFAULT_BASE_URL);
     }

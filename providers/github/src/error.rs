@@ -133,11 +133,15 @@ mod tests {
         assert!(primary.documentation_url.is_some());
         let secondary = GitHubError::from_body(br#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/rest/overview/resources-in-the-rest-api#secondary-rate-limits"}"#).unwrap();
         assert!(secondary.is_secondary_rate_limit());
-        assert!(is_secondary_message("YOU HAVE EXCEEDED A SECONDARY RATE LIMIT"));
+        assert!(is_secondary_message(
+            "YOU HAVE EXCEEDED A SECONDARY RATE LIMIT"
+        ));
         assert!(is_secondary_message(
             "You have triggered an abuse detection mechanism. Please wait a few minutes before you try again."
         ));
-        assert!(!is_secondary_message("Resource not accessible by integration"));
+        assert!(!is_secondary_message(
+            "Resource not accessible by integration"
+        ));
     }
 
     #[test]
@@ -145,7 +149,10 @@ mod tests {
         let error = GitHubError::from_body(br#"{"message":"Validation Failed","errors":[{"resource":"Issue","code":"missing_field","field":"title"},"title is too long"],"documentation_url":"https://docs.github.com/rest/issues/issues#create-an-issue","status":"422"}"#).unwrap();
         assert_eq!(error.errors.len(), 2);
         assert_eq!(error.errors[0].code.as_deref(), Some("missing_field"));
-        assert_eq!(error.errors[1].message.as_deref(), Some("title is too long"));
+        assert_eq!(
+            error.errors[1].message.as_deref(),
+            Some("title is too long")
+        );
         assert_eq!(error.status.as_deref(), Some("422"));
         assert_eq!(
             error.to_string(),

@@ -181,11 +181,13 @@ mod tests {
 
     #[test]
     fn a_missing_resource_is_core_and_garbage_is_no_rate_limit() {
-        let rate =
-            RateLimit::from_headers(&headers(&[("x-ratelimit-remaining", "0")])).unwrap();
+        let rate = RateLimit::from_headers(&headers(&[("x-ratelimit-remaining", "0")])).unwrap();
         assert_eq!(rate.resource, "core");
         assert_eq!(rate.reset, None);
-        assert!(primary_exhausted(&headers(&[("X-RateLimit-Remaining", " 0 ")])));
+        assert!(primary_exhausted(&headers(&[(
+            "X-RateLimit-Remaining",
+            " 0 "
+        )])));
         assert!(RateLimit::from_headers(&headers(&[("x-ratelimit-remaining", "-1")])).is_none());
         assert!(RateLimit::from_headers(&HeaderMap::new()).is_none());
         let search = headers(&[

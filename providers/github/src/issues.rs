@@ -366,6 +366,9 @@ mod tests {
             "/repos/o/r/issues?state=all&labels=bug%2Cui&sort=updated&direction=asc"
         );
         let body = serde_json::to_value(CreateIssue::new("Crash").label("bug")).unwrap();
-        assert_eq!(body, serde_json::json!({"title": "Crash", "labels": ["bug"]}));
+        assert_eq!(
+            body,
+            serde_json::json!({"title": "Crash", "labels": ["bug"]})
+        );
     }
 }

@@ -26,8 +26,8 @@
 //!
 //! Whether a wait is slept in-process is the call policy's decision: a wait within its
 //! [`clamp`](ratewise_core::upstream::CallPolicy::clamp) is slept and the call retried;
-//! longer, the call ends with `Error::RetryAfterTooLong` carrying the full wait (until the reset
-//! + 1 s), for a queue to park the job. Callers held by a pacer wait at most their
+//! longer, the call ends with `Error::RetryAfterTooLong` carrying the full wait (until one second
+//! past the reset), for a queue to park the job. Callers held by a pacer wait at most their
 //! [`max_wait`](ratewise_core::upstream::CallPolicy::max_wait), else get `Error::Throttled`
 //! carrying the reset instant and the resource's budget.
 //!
@@ -128,7 +128,9 @@ impl GitHubProvider {
     }
 
     fn escalation(&self) -> std::sync::MutexGuard<'_, Escalation> {
-        self.secondary.lock().unwrap_or_else(PoisonError::into_inner)
+        self.secondary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The wait for a secondary limit seen at `now` (with `retry-after` when sent), updating
@@ -203,12 +205,8 @@ impl GitHubProvider {
                 .after(Some(wait));
             let mut inspection = Inspection::new(verdict);
             let budget = limits::resource(rate.map_or(headers::DEFAULT_RESOURCE, |r| &r.resource));
-            inspection = inspection.with_quota(QuotaSnapshot::new(
-                budget,
-                0,
-                at.after(wait),
-                at.instant,
-            ));
+            inspection =
+                inspection.with_quota(QuotaSnapshot::new(budget, 0, at.after(wait), at.instant));
             return Some(inspection);
         }
         if !secondary && status == 403 {

@@ -127,7 +127,14 @@ mod tests {
         assert_eq!(pull.head.name, "new-topic");
         assert_eq!(pull.base.name, "master");
         let client = GitHubClient::new("t").unwrap();
-        let list = client.pulls("o", "r").list().state(StateFilter::Closed).base("main");
-        assert_eq!(list.path_and_query(), "/repos/o/r/pulls?state=closed&base=main");
+        let list = client
+            .pulls("o", "r")
+            .list()
+            .state(StateFilter::Closed)
+            .base("main");
+        assert_eq!(
+            list.path_and_query(),
+            "/repos/o/r/pulls?state=closed&base=main"
+        );
     }
 }

@@ -88,11 +88,7 @@ impl Repos {
     /// `GET /repos/{owner}/{repo}/contents/{path}`: one file, its content decoded from base64.
     /// Pick a branch, tag or commit with `.query("ref", …)`.
     pub fn content(&self, path: &str) -> Request<File> {
-        let encoded: Vec<String> = path
-            .trim_matches('/')
-            .split('/')
-            .map(component)
-            .collect();
+        let encoded: Vec<String> = path.trim_matches('/').split('/').map(component).collect();
         Request::new(
             self.client.clone(),
             Method::GET,
@@ -129,6 +125,9 @@ mod tests {
     fn a_file_path_keeps_its_slashes_and_encodes_the_rest() {
         let client = GitHubClient::new("t").unwrap();
         let request = client.repos("o", "r").content("/docs/a b.md");
-        assert_eq!(request.path_and_query(), "/repos/o/r/contents/docs/a%20b.md");
+        assert_eq!(
+            request.path_and_query(),
+            "/repos/o/r/contents/docs/a%20b.md"
+        );
     }
 }

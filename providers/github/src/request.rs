@@ -223,17 +223,24 @@ mod tests {
     fn components_are_percent_encoded() {
         assert_eq!(component("is:issue repo:o/r"), "is%3Aissue%20repo%3Ao%2Fr");
         assert_eq!(component("a-b_c.d~"), "a-b_c.d~");
-        assert_eq!(repo_path("octo org", "r", "/issues"), "/repos/octo%20org/r/issues");
+        assert_eq!(
+            repo_path("octo org", "r", "/issues"),
+            "/repos/octo%20org/r/issues"
+        );
     }
 
     #[test]
     fn the_query_is_appended_and_replaced() {
         let client = GitHubClient::new("t").unwrap();
-        let request: Request<serde_json::Value> =
-            Request::new(client, Method::GET, "/repos/o/r/issues".into(), "issues.list")
-                .query("state", "open")
-                .query("per_page", 50)
-                .query("state", "all");
+        let request: Request<serde_json::Value> = Request::new(
+            client,
+            Method::GET,
+            "/repos/o/r/issues".into(),
+            "issues.list",
+        )
+        .query("state", "open")
+        .query("per_page", 50)
+        .query("state", "all");
         assert_eq!(
             request.path_and_query(),
             "/repos/o/r/issues?per_page=50&state=all"

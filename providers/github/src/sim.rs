@@ -59,8 +59,8 @@ use crate::headers::{
 };
 use crate::limits::resource_of;
 
-pub use store::etag_of;
 use store::Store;
+pub use store::etag_of;
 
 /// The name of the primary (hourly, per resource) limit.
 pub const PRIMARY: &str = "primary";
@@ -248,7 +248,7 @@ impl Dialect for GitHubSim {
             .all(|l| &*l.name == PRIMARY)
             && ctx.limits.iter().any(|l| l.exceeded);
         if primary {
-            let status = if refusal % 2 == 0 {
+            let status = if refusal.is_multiple_of(2) {
                 StatusCode::FORBIDDEN
             } else {
                 StatusCode::TOO_MANY_REQUESTS
@@ -264,9 +264,11 @@ impl Dialect for GitHubSim {
             &json!({"message": SECONDARY_MESSAGE,
                     "documentation_url": "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
         );
-        if refusal % 2 == 0 {
+        if refusal.is_multiple_of(2) {
             let wait = ctx.retry_after.unwrap_or(Duration::from_secs(60));
-            let secs = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0));
+            let secs = wait
+                .as_secs()
+                .saturating_add(u64::from(wait.subsec_nanos() > 0));
             response
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, header(secs.max(1)));
@@ -370,8 +372,7 @@ impl Handler for GitHubSim {
             }
             return response;
         }
-        if request.method() == Method::GET && store::route(request.uri().path()) == "/rate_limit"
-        {
+        if request.method() == Method::GET && store::route(request.uri().path()) == "/rate_limit" {
             let resources: serde_json::Map<String, serde_json::Value> =
                 ["core", "search", "code_search", "graphql"]
                     .into_iter()

@@ -112,7 +112,10 @@ fn a_primary_limit_names_its_resource_and_a_missing_reset_waits_a_minute() {
     assert_eq!(inspection.quotas[0].budget, limits::resource("search"));
     let no_reset = response(429, PRIMARY, &[("x-ratelimit-remaining", "0")]);
     let inspection = provider.inspect(&no_reset, clock.timestamp());
-    assert_eq!(retry_after(inspection.verdict), Some(DEFAULT_SECONDARY_WAIT));
+    assert_eq!(
+        retry_after(inspection.verdict),
+        Some(DEFAULT_SECONDARY_WAIT)
+    );
     let past = response(
         403,
         PRIMARY,
@@ -159,7 +162,10 @@ fn the_secondary_message_wins_over_remaining_and_is_matched_without_case() {
         &response(403, shouting, &exhausted(false)),
         clock.timestamp(),
     );
-    assert_eq!(retry_after(inspection.verdict), Some(Duration::from_secs(60)));
+    assert_eq!(
+        retry_after(inspection.verdict),
+        Some(Duration::from_secs(60))
+    );
     assert_eq!(inspection.quotas[0].budget, limits::SECONDARY);
 }
 
@@ -188,7 +194,11 @@ fn repeated_secondary_limits_double_the_wait_and_a_success_resets_it() {
         "a request sent before the pause joins it (50 s left, at least the 60 s base)"
     );
     clock.advance(Duration::from_secs(61));
-    assert_eq!(wait(&provider, &clock), Duration::from_secs(120), "a repeat");
+    assert_eq!(
+        wait(&provider, &clock),
+        Duration::from_secs(120),
+        "a repeat"
+    );
     assert_eq!(provider.secondary_level(), 1);
     clock.advance(Duration::from_secs(121));
     assert_eq!(wait(&provider, &clock), Duration::from_secs(240));
@@ -211,7 +221,10 @@ fn a_bare_429_waits_at_least_a_minute() {
     let clock = clock();
     let provider = GitHubProvider::default();
     let inspection = provider.inspect(&response(429, "", &[]), clock.timestamp());
-    assert_eq!(retry_after(inspection.verdict), Some(Duration::from_secs(60)));
+    assert_eq!(
+        retry_after(inspection.verdict),
+        Some(Duration::from_secs(60))
+    );
 }
 
 #[test]
@@ -233,12 +246,21 @@ fn other_403s_and_client_errors_are_never_retried() {
         ),
         (401, BAD_CREDENTIALS, Reason::Unauthorized),
         (404, NOT_FOUND, Reason::Rejected),
-        (410, r#"{"message":"Issues are disabled for this repo"}"#, Reason::Rejected),
+        (
+            410,
+            r#"{"message":"Issues are disabled for this repo"}"#,
+            Reason::Rejected,
+        ),
         (422, VALIDATION, Reason::Rejected),
     ];
     for (status, body, reason) in cases {
-        let inspection = provider.inspect(&response(*status, body, &budget_left), clock.timestamp());
-        assert_eq!(inspection.verdict, Verdict::fail(*reason), "{status} {body}");
+        let inspection =
+            provider.inspect(&response(*status, body, &budget_left), clock.timestamp());
+        assert_eq!(
+            inspection.verdict,
+            Verdict::fail(*reason),
+            "{status} {body}"
+        );
     }
 }
 
@@ -314,7 +336,11 @@ fn a_304_gives_its_primary_budget_back_and_nothing_else() {
         .unwrap();
     assert_eq!(actual.amount(&limits::resource("core")), 0);
     assert_eq!(actual.amount(&limits::CONCURRENT), 1);
-    assert!(provider.actual_cost(&spec, &response(200, "{}", &[])).is_none());
+    assert!(
+        provider
+            .actual_cost(&spec, &response(200, "{}", &[]))
+            .is_none()
+    );
 }
 
 #[test]

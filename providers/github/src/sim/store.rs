@@ -165,7 +165,13 @@ fn paginate(
         params.insert("page".to_owned(), n.to_string());
         let query: Vec<String> = params
             .iter()
-            .map(|(k, v)| format!("{}={}", crate::request::component(k), crate::request::component(v)))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    crate::request::component(k),
+                    crate::request::component(v)
+                )
+            })
             .collect();
         let origin = match (uri.scheme_str(), uri.authority()) {
             (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
@@ -183,7 +189,11 @@ fn paginate(
     (slice, link)
 }
 
-fn list_response(items: Vec<Value>, params: &BTreeMap<String, String>, uri: &Uri) -> http::Response<Bytes> {
+fn list_response(
+    items: Vec<Value>,
+    params: &BTreeMap<String, String>,
+    uri: &Uri,
+) -> http::Response<Bytes> {
     let (page, link) = paginate(items, params, uri);
     with_link(json_response(StatusCode::OK, &Value::Array(page)), link)
 }
@@ -429,55 +439,54 @@ impl Store {
             _ => not_found(),
         }
     }
-
 }
 
 fn search(state: &State, params: &BTreeMap<String, String>, uri: &Uri) -> http::Response<Bytes> {
-        let q = params.get("q").cloned().unwrap_or_default();
-        let mut repo_filter = None;
-        let mut wanted = None;
-        let mut words = Vec::new();
-        for term in q.split_whitespace() {
-            match term.split_once(':') {
-                Some(("repo", full)) => repo_filter = Some(full.to_owned()),
-                Some(("is" | "state", s @ ("open" | "closed"))) => wanted = Some(s.to_owned()),
-                Some(_) => {}
-                None => words.push(term.to_ascii_lowercase()),
-            }
+    let q = params.get("q").cloned().unwrap_or_default();
+    let mut repo_filter = None;
+    let mut wanted = None;
+    let mut words = Vec::new();
+    for term in q.split_whitespace() {
+        match term.split_once(':') {
+            Some(("repo", full)) => repo_filter = Some(full.to_owned()),
+            Some(("is" | "state", s @ ("open" | "closed"))) => wanted = Some(s.to_owned()),
+            Some(_) => {}
+            None => words.push(term.to_ascii_lowercase()),
         }
-        let mut items = Vec::new();
-        for ((owner, name), repo) in state.repos.iter() {
-            if repo_filter
-                .as_deref()
-                .is_some_and(|f| f != format!("{owner}/{name}"))
-            {
-                continue;
-            }
-            for issue in repo.issues.iter().rev() {
-                let text = format!(
-                    "{} {}",
-                    issue["title"].as_str().unwrap_or(""),
-                    issue["body"].as_str().unwrap_or("")
-                )
-                .to_ascii_lowercase();
-                let state_ok = wanted.as_deref().is_none_or(|s| issue["state"] == s);
-                if state_ok && words.iter().all(|w| text.contains(w.as_str())) {
-                    let mut item = issue.clone();
-                    item["score"] = json!(1.0);
-                    items.push(item);
-                }
-            }
-        }
-        let total = items.len();
-        let (page, link) = paginate(items, params, uri);
-        with_link(
-            json_response(
-                StatusCode::OK,
-                &json!({"total_count": total, "incomplete_results": false, "items": page}),
-            ),
-            link,
-        )
     }
+    let mut items = Vec::new();
+    for ((owner, name), repo) in state.repos.iter() {
+        if repo_filter
+            .as_deref()
+            .is_some_and(|f| f != format!("{owner}/{name}"))
+        {
+            continue;
+        }
+        for issue in repo.issues.iter().rev() {
+            let text = format!(
+                "{} {}",
+                issue["title"].as_str().unwrap_or(""),
+                issue["body"].as_str().unwrap_or("")
+            )
+            .to_ascii_lowercase();
+            let state_ok = wanted.as_deref().is_none_or(|s| issue["state"] == s);
+            if state_ok && words.iter().all(|w| text.contains(w.as_str())) {
+                let mut item = issue.clone();
+                item["score"] = json!(1.0);
+                items.push(item);
+            }
+        }
+    }
+    let total = items.len();
+    let (page, link) = paginate(items, params, uri);
+    with_link(
+        json_response(
+            StatusCode::OK,
+            &json!({"total_count": total, "incomplete_results": false, "items": page}),
+        ),
+        link,
+    )
+}
 
 impl Store {
     fn post(&self, request: &http::Request<Bytes>, ctx: &HandlerContext) -> http::Response<Bytes> {

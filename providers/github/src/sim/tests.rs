@@ -20,7 +20,11 @@ const OWNER: &str = "octo";
 const REPO: &str = "sync";
 
 fn upstream(github: &Arc<GitHubSim>, faults: FaultPlan) -> SimUpstream {
-    github.install(SimUpstream::builder()).faults(faults).seed(3).build()
+    github
+        .install(SimUpstream::builder())
+        .faults(faults)
+        .seed(3)
+        .build()
 }
 
 fn builder(sim: &SimUpstream) -> crate::GitHubClientBuilder {
@@ -59,7 +63,11 @@ struct Report {
 
 /// 300 issue creations and 3,000 reads (mostly repeated GETs) from 32 tasks.
 async fn sync_workload(limits: GitHubLimits) -> Report {
-    let github = Arc::new(GitHubSim::new().repo(OWNER, REPO).primary(15_000, Duration::from_secs(3600)));
+    let github = Arc::new(
+        GitHubSim::new()
+            .repo(OWNER, REPO)
+            .primary(15_000, Duration::from_secs(3600)),
+    );
     let sim = upstream(&github, FaultPlan::new());
     let client = builder(&sim)
         .limits(limits)
@@ -84,7 +92,9 @@ async fn sync_workload(limits: GitHubLimits) -> Report {
                     let write = step % 11 == 0 && mine.len() < creates;
                     let outcome = if write || (step >= reads && mine.len() < creates) {
                         let created = issues
-                            .create(CreateIssue::new(format!("task {task} issue {step}")).label("sync"))
+                            .create(
+                                CreateIssue::new(format!("task {task} issue {step}")).label("sync"),
+                            )
                             .send()
                             .await;
                         created.map(|issue| mine.push(issue.number))
@@ -114,7 +124,10 @@ async fn sync_workload(limits: GitHubLimits) -> Report {
     let overview = client.rate_limit().get().send().await.unwrap();
     let cache = client.etag_cache().unwrap().stats();
     assert_eq!(cache.not_modified, not_modified_server);
-    assert_eq!(github.issue_count(OWNER, REPO) as u64, ledger.total_side_effects());
+    assert_eq!(
+        github.issue_count(OWNER, REPO) as u64,
+        ledger.total_side_effects()
+    );
     Report {
         failed,
         secondary,
@@ -127,10 +140,13 @@ async fn sync_workload(limits: GitHubLimits) -> Report {
 }
 
 #[tokio::test(start_paused = true)]
-async fn three_hundred_creations_and_three_thousand_reads_meet_no_secondary_limit_with_avoidance_on() {
+async fn three_hundred_creations_and_three_thousand_reads_meet_no_secondary_limit_with_avoidance_on()
+ {
     let on = sync_workload(GitHubLimits::new()).await;
     let off = sync_workload(GitHubLimits::off()).await;
-    println!("avoidance | secondary refusals | failed calls | 304 / conditional GETs | core used | virtual time");
+    println!(
+        "avoidance | secondary refusals | failed calls | 304 / conditional GETs | core used | virtual time"
+    );
     for (name, r) in [("on", &on), ("off", &off)] {
         println!(
             "{name:>9} | {:>18} | {:>12} | {:>10} / {:<11} | {:>9} | {:>6.0} s",
@@ -144,7 +160,10 @@ async fn three_hundred_creations_and_three_thousand_reads_meet_no_secondary_limi
     }
     assert_eq!(on.secondary, 0, "avoidance on: no secondary-limit response");
     assert_eq!(on.failed, 0);
-    assert!(off.secondary > 0, "avoidance off trips the content limit: {off:?}");
+    assert!(
+        off.secondary > 0,
+        "avoidance off trips the content limit: {off:?}"
+    );
     for r in [&on, &off] {
         assert!(
             r.not_modified * 2 >= r.conditional && r.conditional > 1000,
@@ -155,7 +174,10 @@ async fn three_hundred_creations_and_three_thousand_reads_meet_no_secondary_limi
             "304s spent no primary budget: {r:?}"
         );
     }
-    assert!(on.elapsed >= Duration::from_secs(299), "writes were a second apart");
+    assert!(
+        on.elapsed >= Duration::from_secs(299),
+        "writes were a second apart"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,14 +191,27 @@ async fn a_primary_limit_waits_for_the_reset_plus_a_second_then_succeeds() {
     // Another process spends the window first.
     let other = builder(&sim).build().unwrap();
     for _ in 0..5 {
-        other.repos(OWNER, REPO).get().no_cache().send().await.unwrap();
+        other
+            .repos(OWNER, REPO)
+            .get()
+            .no_cache()
+            .send()
+            .await
+            .unwrap();
     }
     let client = builder(&sim).build().unwrap();
     let start = sim.elapsed();
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.repos(OWNER, REPO).get().no_cache().send_with_meta().await })
+            tokio::spawn(async move {
+                client
+                    .repos(OWNER, REPO)
+                    .get()
+                    .no_cache()
+                    .send_with_meta()
+                    .await
+            })
         })
         .collect();
     for task in tasks {
@@ -199,14 +234,30 @@ async fn a_primary_limit_waits_for_the_reset_plus_a_second_then_succeeds() {
 
 #[tokio::test(start_paused = true)]
 async fn a_primary_limit_past_the_callers_wait_is_a_typed_error_carrying_the_reset() {
-    let github = Arc::new(GitHubSim::new().repo(OWNER, REPO).primary(2, Duration::from_secs(3600)));
+    let github = Arc::new(
+        GitHubSim::new()
+            .repo(OWNER, REPO)
+            .primary(2, Duration::from_secs(3600)),
+    );
     let sim = upstream(&github, FaultPlan::new());
     let client = builder(&sim).build().unwrap();
     for _ in 0..2 {
-        client.repos(OWNER, REPO).get().no_cache().send().await.unwrap();
+        client
+            .repos(OWNER, REPO)
+            .get()
+            .no_cache()
+            .send()
+            .await
+            .unwrap();
     }
     // The pacer knows the window is spent: the next call is refused before it is sent.
-    let held = client.repos(OWNER, REPO).get().no_cache().send().await.unwrap_err();
+    let held = client
+        .repos(OWNER, REPO)
+        .get()
+        .no_cache()
+        .send()
+        .await
+        .unwrap_err();
     let Error::Throttled { throttled, .. } = &held else {
         panic!("{held:?}")
     };
@@ -214,12 +265,18 @@ async fn a_primary_limit_past_the_callers_wait_is_a_typed_error_carrying_the_res
     assert_eq!(throttled.reason, ThrottleReason::QuotaExhausted);
     assert!(throttled.until.is_some());
     let wait = held.retry_after().unwrap();
-    assert!(wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3602), "{wait:?}");
+    assert!(
+        wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3602),
+        "{wait:?}"
+    );
     assert_eq!(sim.ledger().requests(), 2, "nothing was sent");
     // A fresh client learns it from the 403/429 itself: a wait past the clamp is handed back.
     let fresh = builder(&sim).build().unwrap();
     let refused = fresh.repos(OWNER, REPO).get().send().await.unwrap_err();
-    assert!(matches!(refused, Error::RetryAfterTooLong { .. }), "{refused:?}");
+    assert!(
+        matches!(refused, Error::RetryAfterTooLong { .. }),
+        "{refused:?}"
+    );
     assert!(refused.is_retryable());
     assert!(refused.retry_after().unwrap() > Duration::from_secs(3500));
     assert_eq!(refusals(&sim), 1);
@@ -229,10 +286,7 @@ async fn a_primary_limit_past_the_callers_wait_is_a_typed_error_carrying_the_res
 async fn a_secondary_limit_without_avoidance_is_waited_out_and_the_create_happens_once() {
     let github = Arc::new(GitHubSim::new().repo(OWNER, REPO).content(3, 500));
     let sim = upstream(&github, FaultPlan::new());
-    let client = builder(&sim)
-        .limits(GitHubLimits::off())
-        .build()
-        .unwrap();
+    let client = builder(&sim).limits(GitHubLimits::off()).build().unwrap();
     for i in 0..5 {
         let issue = client
             .issues(OWNER, REPO)
@@ -243,9 +297,17 @@ async fn a_secondary_limit_without_avoidance_is_waited_out_and_the_create_happen
         assert_eq!(issue.number, i + 1);
     }
     assert_eq!(sim.ledger().total_side_effects(), 5);
-    assert_eq!(refusals(&sim), 1, "one refusal, then the whole client paused");
+    assert_eq!(
+        refusals(&sim),
+        1,
+        "one refusal, then the whole client paused"
+    );
     assert!(sim.elapsed() >= Duration::from_secs(60));
-    assert_eq!(client.upstream().provider().secondary_level(), 0, "reset by the success");
+    assert_eq!(
+        client.upstream().provider().secondary_level(),
+        0,
+        "reset by the success"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -268,7 +330,9 @@ async fn the_same_load_with_avoidance_on_meets_no_secondary_limit() {
     assert_eq!(refusals(&sim), 0);
     let arrivals: Vec<Duration> = sim.ledger().entries().iter().map(|e| e.arrived).collect();
     assert!(
-        arrivals.windows(2).all(|w| w[1] - w[0] >= Duration::from_secs(1)),
+        arrivals
+            .windows(2)
+            .all(|w| w[1] - w[0] >= Duration::from_secs(1)),
         "writes a second apart: {arrivals:?}"
     );
 }
@@ -297,7 +361,11 @@ async fn permanent_errors_are_not_retried_and_keep_githubs_body() {
     };
     assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(api.errors[0].code.as_deref(), Some("missing_field"));
-    assert!(request_id.as_deref().is_some_and(|id| id.starts_with("SIM0:")));
+    assert!(
+        request_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("SIM0:"))
+    );
     assert_eq!(sim.ledger().requests(), 2, "neither was retried");
 }
 
@@ -320,7 +388,10 @@ async fn an_ambiguous_create_is_not_retried_and_says_a_retry_could_duplicate() {
         assert_eq!(sim.ledger().requests(), 1);
     }
     // The same fault on a read is retried: a GET is safe to repeat.
-    let sim = upstream(&repo(), FaultPlan::new().request(0, Fault::ResetAfterCommit));
+    let sim = upstream(
+        &repo(),
+        FaultPlan::new().request(0, Fault::ResetAfterCommit),
+    );
     let client = builder(&sim).build().unwrap();
     client.repos(OWNER, REPO).get().send().await.unwrap();
     assert_eq!(sim.ledger().requests(), 2);
@@ -366,7 +437,10 @@ async fn a_create_is_retried_after_a_refused_connection_and_after_a_rate_limit()
     assert_eq!(meta.attempts, 2);
     assert_eq!(sim.ledger().total_side_effects(), 1);
     // A rate-limit response is certainly not processed either.
-    let sim = upstream(&repo(), FaultPlan::new().request(0, Fault::throttle(Duration::from_secs(5))));
+    let sim = upstream(
+        &repo(),
+        FaultPlan::new().request(0, Fault::throttle(Duration::from_secs(5))),
+    );
     let client = builder(&sim).build().unwrap();
     let meta = client
         .issues(OWNER, REPO)
@@ -383,7 +457,11 @@ async fn a_repeated_get_is_a_free_304_until_the_resource_changes() {
     let sim = upstream(&repo(), FaultPlan::new());
     let client = builder(&sim).build().unwrap();
     let issues = client.issues(OWNER, REPO);
-    issues.create(CreateIssue::new("watched")).send().await.unwrap();
+    issues
+        .create(CreateIssue::new("watched"))
+        .send()
+        .await
+        .unwrap();
     let first = issues.get(1).send_with_meta().await.unwrap();
     let second = issues.get(1).send_with_meta().await.unwrap();
     assert!(!first.not_modified);
@@ -414,11 +492,20 @@ async fn lists_follow_the_link_header_also_under_an_enterprise_root() {
         .unwrap();
     let issues = client.issues(OWNER, REPO);
     for i in 0..7 {
-        issues.create(CreateIssue::new(format!("issue {i}"))).send().await.unwrap();
+        issues
+            .create(CreateIssue::new(format!("issue {i}")))
+            .send()
+            .await
+            .unwrap();
     }
     let before = sim.ledger().requests();
     for pass in 0..2 {
-        let stream = issues.list().state(StateFilter::All).per_page(3).pages().into_stream();
+        let stream = issues
+            .list()
+            .state(StateFilter::All)
+            .per_page(3)
+            .pages()
+            .into_stream();
         pin_mut!(stream);
         let mut numbers = Vec::new();
         while let Some(issue) = stream.next().await {
@@ -439,8 +526,16 @@ async fn searches_are_spaced_two_seconds_apart_and_spend_the_search_budget() {
     let sim = upstream(&repo(), FaultPlan::new());
     let client = builder(&sim).build().unwrap();
     let issues = client.issues(OWNER, REPO);
-    issues.create(CreateIssue::new("Crash on start")).send().await.unwrap();
-    issues.create(CreateIssue::new("Typo in docs")).send().await.unwrap();
+    issues
+        .create(CreateIssue::new("Crash on start"))
+        .send()
+        .await
+        .unwrap();
+    issues
+        .create(CreateIssue::new("Typo in docs"))
+        .send()
+        .await
+        .unwrap();
     let start = sim.elapsed();
     for _ in 0..3 {
         let meta = client
@@ -461,14 +556,24 @@ async fn repositories_files_pulls_and_rate_limits_read_as_typed_values() {
     let github = Arc::new(
         GitHubSim::new()
             .repo(OWNER, REPO)
-            .file(OWNER, REPO, "docs/README.md", "# Hello\n".repeat(20).as_bytes())
+            .file(
+                OWNER,
+                REPO,
+                "docs/README.md",
+                "# Hello\n".repeat(20).as_bytes(),
+            )
             .pull(OWNER, REPO, "Add sync", "feature", "main"),
     );
     let sim = upstream(&github, FaultPlan::new());
     let client = builder(&sim).build().unwrap();
     let repo = client.repos(OWNER, REPO).get().send().await.unwrap();
     assert_eq!(repo.full_name, "octo/sync");
-    let file = client.repos(OWNER, REPO).content("docs/README.md").send().await.unwrap();
+    let file = client
+        .repos(OWNER, REPO)
+        .content("docs/README.md")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(file.text(), Some("# Hello\n".repeat(20).as_str()));
     let pulls = client.pulls(OWNER, REPO).list().send().await.unwrap();
     assert_eq!(pulls[0].head.name, "feature");
