@@ -13,3 +13,8 @@ pub use ratewise_stripe as stripe;
 /// The Twilio client: messages, calls, sender pacing, webhooks (feature `twilio`).
 #[cfg(feature = "twilio")]
 pub use ratewise_twilio as twilio;
+
+/// The GitHub REST client: repositories, issues, pulls, contents, search, rate limits
+/// (feature `github`).
+#[cfg(feature = "github")]
+pub use ratewise_github as github;

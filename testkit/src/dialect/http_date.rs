@@ -54,6 +54,20 @@ pub fn http_date(time: SystemTime) -> String {
     )
 }
 
+/// `time` as an ISO 8601 / RFC 3339 UTC timestamp, as JSON APIs write them:
+/// `1994-11-06T08:49:37Z`, rounded up to the whole second.
+pub fn iso8601(time: SystemTime) -> String {
+    let secs = epoch_seconds_ceil(time);
+    let of_day = secs % 86_400;
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        (of_day % 3600) / 60,
+        of_day % 60
+    )
+}
+
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days.saturating_add(719_468);
@@ -91,6 +105,12 @@ mod tests {
             http_date(at(1_767_225_600)),
             "Thu, 01 Jan 2026 00:00:00 GMT"
         );
+    }
+
+    #[test]
+    fn iso8601_matches_the_same_instant() {
+        assert_eq!(iso8601(at(784_111_777)), "1994-11-06T08:49:37Z");
+        assert_eq!(iso8601(at(951_782_400)), "2000-02-29T00:00:00Z");
     }
 
     #[test]

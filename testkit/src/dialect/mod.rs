@@ -21,7 +21,7 @@ use crate::idempotency::IdempotencyError;
 use crate::limit::LimitStatus;
 
 pub use generic::{GenericDialect, RetryAfterFormat};
-pub use http_date::{epoch_seconds_ceil, http_date};
+pub use http_date::{epoch_seconds_ceil, http_date, iso8601};
 
 /// What a dialect may put in a response: the time, the limits that apply, the wait to announce.
 #[derive(Clone, Copy, Debug)]
