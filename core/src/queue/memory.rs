@@ -353,3 +353,186 @@ impl<J: Clone + Send + Sync + 'static> JobStore<J> for MemoryStore<J> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const T0: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn at(secs: u64) -> SystemTime {
+        T0 + Duration::from_secs(secs)
+    }
+
+    fn job(name: &str, group: Option<&str>) -> Job<String> {
+        let mut job = Job::new(name.to_owned());
+        job.group = group.map(str::to_owned);
+        job
+    }
+
+    async fn take(store: &MemoryStore<String>, now: SystemTime) -> Option<Job<String>> {
+        match store.reserve(now).await.unwrap() {
+            Reserved::Job(job) => Some(*job),
+            Reserved::Idle { .. } => None,
+        }
+    }
+
+    async fn next_at(store: &MemoryStore<String>, now: SystemTime) -> Option<SystemTime> {
+        match store.reserve(now).await.unwrap() {
+            Reserved::Idle { next_at } => next_at,
+            Reserved::Job(job) => panic!("unexpected {job:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn runnable_jobs_come_out_in_push_order() {
+        let store = MemoryStore::new(10);
+        for name in ["a", "b", "c"] {
+            store.push(job(name, None), T0).await.unwrap();
+        }
+        let mut order = Vec::new();
+        while let Some(job) = take(&store, T0).await {
+            order.push(job.payload);
+        }
+        assert_eq!(order, ["a", "b", "c"]);
+        assert_eq!(store.stats().await.unwrap().in_flight, 3);
+        assert_eq!(next_at(&store, T0).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_group_park_holds_the_waiting_jobs_of_the_group_and_later_pushes_into_it() {
+        let store = MemoryStore::new(10);
+        store.push(job("a1", Some("a")), T0).await.unwrap();
+        store.push(job("a2", Some("a")), T0).await.unwrap();
+        store.push(job("b1", Some("b")), T0).await.unwrap();
+        let a1 = take(&store, T0).await.unwrap();
+        store.park(a1, at(30), ParkScope::Group).await.unwrap();
+        store.push(job("a3", Some("a")), at(1)).await.unwrap();
+
+        let stats = store.stats().await.unwrap();
+        assert_eq!((stats.depth, stats.parked), (4, 3), "{stats:?}");
+        assert_eq!(take(&store, at(1)).await.unwrap().payload, "b1");
+        assert_eq!(next_at(&store, at(1)).await, Some(at(30)));
+        let resumed: Vec<_> = [
+            take(&store, at(30)).await,
+            take(&store, at(30)).await,
+            take(&store, at(30)).await,
+        ]
+        .into_iter()
+        .map(|j| j.unwrap().payload)
+        .collect();
+        assert_eq!(resumed, ["a1", "a2", "a3"], "in push order at T");
+        assert_eq!(store.stats().await.unwrap().parked, 0);
+    }
+
+    #[tokio::test]
+    async fn a_job_park_holds_only_that_job_and_a_retry_into_a_held_group_waits_for_the_hold() {
+        let store = MemoryStore::new(10);
+        store.push(job("a1", Some("a")), T0).await.unwrap();
+        store.push(job("a2", Some("a")), T0).await.unwrap();
+        let a1 = take(&store, T0).await.unwrap();
+        store.park(a1, at(30), ParkScope::Job).await.unwrap();
+        let a2 = take(&store, T0).await.unwrap();
+        assert_eq!(a2.payload, "a2", "the group is not held");
+
+        store.push(job("a3", Some("a")), T0).await.unwrap();
+        let a3 = take(&store, T0).await.unwrap();
+        store.park(a3, at(60), ParkScope::Group).await.unwrap();
+        store.retry(a2, at(5)).await.unwrap();
+        assert_eq!(
+            next_at(&store, at(1)).await,
+            Some(at(60)),
+            "the group hold reaches a1 (parked alone until 30) and a2's retry at 5"
+        );
+        let stats = store.stats().await.unwrap();
+        assert_eq!((stats.parked, stats.scheduled), (2, 1));
+        let names: Vec<_> = [
+            take(&store, at(60)).await,
+            take(&store, at(60)).await,
+            take(&store, at(60)).await,
+        ]
+        .into_iter()
+        .map(|j| j.unwrap().payload)
+        .collect();
+        assert_eq!(names, ["a1", "a2", "a3"]);
+    }
+
+    #[tokio::test]
+    async fn capacity_counts_waiting_and_in_flight_jobs_but_not_dead_letters() {
+        let store = MemoryStore::new(2);
+        store.push(job("a", None), T0).await.unwrap();
+        store.push(job("b", None), T0).await.unwrap();
+        let a = take(&store, T0).await.unwrap();
+        match store.push(job("c", None), T0).await {
+            Err(PushError::Full { job, capacity }) => {
+                assert_eq!((job.payload.as_str(), capacity), ("c", 2));
+            }
+            other => panic!("{other:?}"),
+        }
+        let id = a.id;
+        store
+            .dead_letter(DeadLetter::new(a, "boom", T0))
+            .await
+            .unwrap();
+        store.push(job("c", None), T0).await.unwrap();
+        let stats = store.stats().await.unwrap();
+        assert_eq!(
+            (stats.depth, stats.in_flight, stats.dead_letters),
+            (2, 0, 1)
+        );
+
+        assert!(store.requeue(id, at(1)).await.unwrap(), "past capacity");
+        assert!(!store.requeue(id, at(1)).await.unwrap());
+        assert_eq!(store.stats().await.unwrap().depth, 3);
+    }
+
+    #[tokio::test]
+    async fn drain_hands_back_every_waiting_job_oldest_first_and_leaves_in_flight_ones() {
+        let store = MemoryStore::new(10);
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let mut j = job(name, Some("g"));
+            j.enqueued_at = at(i as u64);
+            store.push(j, at(i as u64)).await.unwrap();
+        }
+        let a = take(&store, at(5)).await.unwrap();
+        let b = take(&store, at(5)).await.unwrap();
+        store.retry(b, at(100)).await.unwrap();
+        store.park(a, at(50), ParkScope::Group).await.unwrap();
+        let resumed = take(&store, at(60)).await.unwrap();
+        assert_eq!(resumed.payload, "a", "a resumes first at its park end");
+        let stats = store.stats().await.unwrap();
+        assert_eq!(stats.oldest_enqueued_at, Some(at(1)));
+
+        let drained: Vec<_> = store
+            .drain()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.payload)
+            .collect();
+        assert_eq!(drained, ["b", "c", "d"]);
+        let stats = store.stats().await.unwrap();
+        assert_eq!(
+            (stats.depth, stats.parked, stats.scheduled, stats.in_flight),
+            (0, 0, 0, 1)
+        );
+        assert_eq!(stats.oldest_enqueued_at, None);
+        assert_eq!(
+            store.abandon(resumed.id).await.unwrap().unwrap().payload,
+            "a"
+        );
+        assert_eq!(store.stats().await.unwrap().in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_released_job_is_runnable_at_once_and_keeps_its_place() {
+        let store = MemoryStore::new(10);
+        store.push(job("a", None), T0).await.unwrap();
+        store.push(job("b", None), T0).await.unwrap();
+        let a = take(&store, T0).await.unwrap();
+        store.release(a, T0).await.unwrap();
+        assert_eq!(take(&store, T0).await.unwrap().payload, "a");
+    }
+}

@@ -92,7 +92,7 @@
 //! [`QueueStats`] ([`WorkQueue::stats`]): depth, oldest job age, in flight, parked, scheduled,
 //! dead letters, and this queue's completed, attempts, retries, parks and dead-lettered counts.
 //! With the `metrics` feature: `ratewise_queue_depth`, `ratewise_queue_oldest_age_seconds`
-//! (gauges, refreshed on every push and settled job) and `ratewise_queue_dead_letter_total`, each
+//! (gauges, refreshed on every push, settled job and [`WorkQueue::stats`] call) and `ratewise_queue_dead_letter_total`, each
 //! labelled `queue` ([`WorkQueueBuilder::name`]). `tracing` events under the target
 //! [`QUEUE_TARGET`](crate::telemetry::QUEUE_TARGET).
 //!

@@ -21,6 +21,7 @@ use super::store::{DeadLetter, JobStore, PushError, StoreError};
 use crate::backoff::Backoff;
 use crate::clock::{SharedClock, TokioClock};
 use crate::limit::Limiter;
+use crate::telemetry::emit;
 
 /// What a queue's jobs must be: cloneable (each attempt gets a copy, the store keeps the
 /// original) and serde-serialisable (so a durable store can hold them).
@@ -215,14 +216,21 @@ impl<J: Payload> WorkQueue<J> {
         Ok(id)
     }
 
-    /// What the store holds now and what this queue has done.
+    /// What the store holds now and what this queue has done. Also refreshes the depth and
+    /// oldest-age gauges (with the `metrics` feature), so a periodic call keeps the age current.
     pub async fn stats(&self) -> Result<QueueStats, StoreError> {
         let store = self.shared.store.stats().await?;
+        let oldest_age = store.oldest_age(self.shared.wall());
+        emit::queue_depth(
+            self.shared.config.name,
+            store.depth,
+            oldest_age.unwrap_or(Duration::ZERO),
+        );
         let counters = &self.shared.counters;
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Ok(QueueStats {
             depth: store.depth,
-            oldest_age: store.oldest_age(self.shared.wall()),
+            oldest_age,
             in_flight: store.in_flight,
             parked: store.parked,
             scheduled: store.scheduled,
