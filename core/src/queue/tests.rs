@@ -1,5 +1,6 @@
 //! The queue's runtime, in virtual time: parking, dead letters, shutdown, back-pressure, limiter.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +50,24 @@ impl Recorder {
         });
     }
 
+    /// A queue builder whose handler records each run as it starts, then runs `then`.
+    fn queue<F, Fut, O>(&self, then: F) -> WorkQueueBuilder<String>
+    where
+        F: Fn(String, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = O> + Send + 'static,
+        O: Into<JobOutcome>,
+    {
+        let rec = self.clone();
+        WorkQueue::builder(move |name: String, ctx: JobContext| {
+            rec.record(&name, &ctx);
+            then(name, ctx)
+        })
+    }
+
+    fn runs_of_all(&self) -> Vec<Run> {
+        self.runs.lock().unwrap().clone()
+    }
+
     fn runs_of(&self, name: &str) -> Vec<Run> {
         let runs = self.runs.lock().unwrap();
         runs.iter().filter(|r| r.name == name).cloned().collect()
@@ -66,6 +85,14 @@ async fn until_completed<J: Payload>(queue: &WorkQueue<J>, completed: u64) -> Qu
     panic!("jobs did not finish: {:?}", queue.stats().await);
 }
 
+/// A queue whose handler works for `work` (recorded as it starts).
+fn slow_queue(recorder: &Recorder, work: Duration, concurrency: usize) -> WorkQueue<String> {
+    recorder
+        .queue(move |_, _| tokio::time::sleep(work))
+        .concurrency(concurrency)
+        .start()
+}
+
 fn rate_limited(after: Duration) -> Error<String> {
     Error::api(
         "stripe",
@@ -79,19 +106,19 @@ fn rate_limited(after: Duration) -> Error<String> {
 async fn a_429_with_a_30s_hint_parks_the_group_while_the_worker_serves_other_groups() {
     let recorder = Recorder::new();
     let rec = recorder.clone();
-    let queue = WorkQueue::builder(move |name: String, ctx: JobContext| {
-        let rec = rec.clone();
-        async move {
-            rec.record(&name, &ctx);
-            if name == "a1" && rec.runs_of("a1").len() == 1 {
-                return Err(rate_limited(Duration::from_secs(30)));
+    let queue = recorder
+        .queue(move |name, _| {
+            let rec = rec.clone();
+            async move {
+                if name == "a1" && rec.runs_of("a1").len() == 1 {
+                    return Err(rate_limited(Duration::from_secs(30)));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(())
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            Ok(())
-        }
-    })
-    .concurrency(1)
-    .start();
+        })
+        .concurrency(1)
+        .start();
 
     for (name, group) in [
         ("a1", "a"),
@@ -145,32 +172,31 @@ async fn permanent_failures_are_dead_lettered_with_the_last_error_and_can_be_req
     let fixed = Arc::new(Mutex::new(false));
     let flag = Arc::clone(&fixed);
     let recorder = Recorder::new();
-    let rec = recorder.clone();
-    let queue = WorkQueue::builder(move |name: String, ctx: JobContext| {
-        let (rec, flag) = (rec.clone(), Arc::clone(&flag));
-        async move {
-            rec.record(&name, &ctx);
-            if *flag.lock().unwrap() {
-                return Ok(());
+    let queue = recorder
+        .queue(move |name, _| {
+            let flag = Arc::clone(&flag);
+            async move {
+                if *flag.lock().unwrap() {
+                    return Ok(());
+                }
+                Err(match name.as_str() {
+                    "invalid" => Error::<String>::api(
+                        "stripe",
+                        StatusCode::BAD_REQUEST,
+                        "no such customer".into(),
+                    ),
+                    _ => Error::timeout("stripe"),
+                })
             }
-            Err(match name.as_str() {
-                "invalid" => Error::<String>::api(
-                    "stripe",
-                    StatusCode::BAD_REQUEST,
-                    "no such customer".into(),
-                ),
-                _ => Error::timeout("stripe"),
-            })
-        }
-    })
-    .max_attempts(3)
-    .backoff(
-        Backoff::new()
-            .base(Duration::from_secs(60))
-            .cap(Duration::from_secs(3600))
-            .jitter(Jitter::None),
-    )
-    .start();
+        })
+        .max_attempts(3)
+        .backoff(
+            Backoff::new()
+                .base(Duration::from_secs(60))
+                .cap(Duration::from_secs(3600))
+                .jitter(Jitter::None),
+        )
+        .start();
 
     let invalid = queue.push(Job::new("invalid".to_owned())).await.unwrap();
     let flaky = Job::new("flaky".to_owned());
@@ -212,16 +238,7 @@ async fn permanent_failures_are_dead_lettered_with_the_last_error_and_can_be_req
 #[tokio::test(start_paused = true)]
 async fn shutdown_lets_running_jobs_finish_and_hands_back_every_unrun_job() {
     let recorder = Recorder::new();
-    let rec = recorder.clone();
-    let queue = WorkQueue::builder(move |name: String, ctx: JobContext| {
-        let rec = rec.clone();
-        async move {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            rec.record(&name, &ctx);
-        }
-    })
-    .concurrency(1)
-    .start();
+    let queue = slow_queue(&recorder, Duration::from_secs(10), 1);
     let mut keys = Vec::new();
     for i in 0..5 {
         let job = Job::new(format!("job{i}"));
@@ -233,7 +250,7 @@ async fn shutdown_lets_running_jobs_finish_and_hands_back_every_unrun_job() {
     let report = queue.shutdown(Duration::from_secs(60)).await;
     assert!(report.drained_in_time);
     assert!(report.interrupted.is_empty());
-    assert_eq!(recorder.runs.lock().unwrap().len(), 1, "job0 finished");
+    assert_eq!(recorder.runs_of_all().len(), 1, "only job0 started");
     let unrun: Vec<_> = report.unrun.iter().map(|j| j.key.clone()).collect();
     assert_eq!(unrun, keys[1..], "the rest, oldest first, with their keys");
     assert!(report.unrun.iter().all(|j| j.attempts == 0));
@@ -248,28 +265,28 @@ async fn shutdown_lets_running_jobs_finish_and_hands_back_every_unrun_job() {
 #[tokio::test(start_paused = true)]
 async fn a_handler_still_running_at_the_deadline_is_cancelled_and_reported_interrupted() {
     let recorder = Recorder::new();
-    let rec = recorder.clone();
-    let queue = WorkQueue::builder(move |name: String, ctx: JobContext| {
-        let rec = rec.clone();
-        async move {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            rec.record(&name, &ctx);
-        }
-    })
-    .concurrency(2)
-    .start();
-    let parked = Job::new("later".to_owned()).group("g");
+    let queue = slow_queue(&recorder, Duration::from_secs(3600), 2);
     for i in 0..3 {
         queue.push(Job::new(format!("job{i}"))).await.unwrap();
     }
-    queue.push(parked).await.unwrap();
+    queue
+        .push(Job::new("later".to_owned()).group("g"))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let report = queue.shutdown(Duration::from_secs(5)).await;
     assert!(!report.drained_in_time);
     assert_eq!(report.interrupted.len(), 2, "two workers were mid-run");
     assert_eq!(report.unrun.len(), 2);
-    assert!(recorder.runs.lock().unwrap().is_empty(), "nothing finished");
+    let mut started: Vec<_> = recorder.runs_of_all().into_iter().map(|r| r.key).collect();
+    let mut interrupted: Vec<_> = report.interrupted.iter().map(|j| j.key.clone()).collect();
+    started.sort();
+    interrupted.sort();
+    assert_eq!(
+        started, interrupted,
+        "the two started jobs, with their keys"
+    );
     let mut names: Vec<_> = report.into_jobs().into_iter().map(|j| j.payload).collect();
     names.sort();
     assert_eq!(names, ["job0", "job1", "job2", "later"], "nothing lost");
@@ -321,23 +338,20 @@ async fn a_full_queue_pushes_back_try_push_returns_the_job_and_push_waits_for_ro
 #[tokio::test(start_paused = true)]
 async fn the_shared_limiter_paces_jobs_and_a_long_wait_defers_without_spending_attempts() {
     let recorder = Recorder::new();
-    let rec = recorder.clone();
     let limiter = Arc::new(GcraLimiter::new(Rate::per_minute(1)).burst(1));
-    let queue = WorkQueue::builder(move |name: String, ctx: JobContext| {
-        let rec = rec.clone();
-        async move { rec.record(&name, &ctx) }
-    })
-    .concurrency(3)
-    .limiter(limiter)
-    .limiter_wait(Duration::from_secs(1))
-    .start();
+    let queue = recorder
+        .queue(|_, _| async {})
+        .concurrency(3)
+        .limiter(limiter)
+        .limiter_wait(Duration::from_secs(1))
+        .start();
     for i in 0..3 {
         queue.push(Job::new(format!("job{i}"))).await.unwrap();
     }
     let stats = until_completed(&queue, 3).await;
     assert_eq!(stats.completed, 3);
     assert_eq!(stats.retries, 0);
-    let runs = recorder.runs.lock().unwrap().clone();
+    let runs = recorder.runs_of_all();
     let mut times: Vec<_> = runs.iter().map(|r| r.at.as_secs()).collect();
     times.sort_unstable();
     assert_eq!(times, [0, 60, 120], "one job per minute: {runs:?}");
@@ -350,20 +364,14 @@ async fn the_shared_limiter_paces_jobs_and_a_long_wait_defers_without_spending_a
 #[tokio::test(start_paused = true)]
 async fn a_panicking_handler_spends_an_attempt_and_the_job_runs_again() {
     let recorder = Recorder::new();
-    let rec = recorder.clone();
-    let queue = WorkQueue::builder(move |name: String, ctx: JobContext| {
-        let rec = rec.clone();
-        async move {
-            rec.record(&name, &ctx);
-            assert!(ctx.attempt > 1, "first attempt panics");
-        }
-    })
-    .backoff(
-        Backoff::new()
-            .base(Duration::from_secs(5))
-            .jitter(Jitter::None),
-    )
-    .start();
+    let queue = recorder
+        .queue(|_, ctx| async move { assert!(ctx.attempt > 1, "first attempt panics") })
+        .backoff(
+            Backoff::new()
+                .base(Duration::from_secs(5))
+                .jitter(Jitter::None),
+        )
+        .start();
     queue.push(Job::new("boom".to_owned())).await.unwrap();
     let stats = until_completed(&queue, 1).await;
     assert_eq!((stats.completed, stats.retries), (1, 1));
