@@ -49,6 +49,7 @@
 //! at its end, so a request is "in flight" (409 for its key, holding its concurrency slot) for
 //! that long; the ledger keys a side effect by its idempotency key, else by a hash of its body.
 
+pub mod baseline;
 pub mod dialect;
 mod fault;
 mod generic_provider;
