@@ -36,7 +36,13 @@ pub enum Client {
 }
 
 impl Client {
-    pub fn new(name: &str, scenario: &Scenario, transport: SimTransport, clock: SharedClock, seed: u64) -> Self {
+    pub fn new(
+        name: &str,
+        scenario: &Scenario,
+        transport: SimTransport,
+        clock: SharedClock,
+        seed: u64,
+    ) -> Self {
         let baseline: Box<dyn Baseline> = match name {
             "naive" => Box::new(NaiveRetry::new()),
             "withRetry" => Box::new(ArticleRetry::new(clock, seed)),
@@ -85,7 +91,12 @@ impl Client {
     }
 }
 
-fn pipeline<P: Provider>(provider: P, transport: SimTransport, clock: SharedClock, seed: u64) -> Upstream<P> {
+fn pipeline<P: Provider>(
+    provider: P,
+    transport: SimTransport,
+    clock: SharedClock,
+    seed: u64,
+) -> Upstream<P> {
     Upstream::builder(provider, "http://sim.test")
         .transport(Arc::new(transport))
         .clock(clock)
@@ -111,7 +122,11 @@ async fn execute<P: Provider>(upstream: &Upstream<P>, spec: RequestSpec) -> Resu
         Err(error) => {
             // The variant's name: `Throttled`, `RetryBudgetExhausted`, `Api` (+ status), …
             let debug = format!("{error:?}");
-            let kind = debug.split([' ', '{', '(']).next().unwrap_or("error").to_owned();
+            let kind = debug
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or("error")
+                .to_owned();
             Err(match error.status() {
                 Some(status) => format!("{kind} {}", status.as_u16()),
                 None => kind,

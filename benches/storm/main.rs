@@ -64,7 +64,13 @@ fn run_cell(scenario: &Scenario, strategy: &'static str, callers: usize) -> Cell
             UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         ));
         let sim = scenario.upstream(Arc::clone(&clock), SEED);
-        let client = Arc::new(Client::new(strategy, scenario, sim.transport(), clock, SEED));
+        let client = Arc::new(Client::new(
+            strategy,
+            scenario,
+            sim.transport(),
+            clock,
+            SEED,
+        ));
         let next = Arc::new(AtomicUsize::new(0));
         let tally = Arc::new(Mutex::new(Tally::default()));
         let scenario = Arc::new(scenario.clone());

@@ -74,7 +74,11 @@ impl Scenario {
                 ..windowed("token bucket", Kind::TokenBucket, "100/s, burst 100")
             },
             windowed("fixed window", Kind::FixedWindow, "100 per 1 s window"),
-            windowed("sliding window", Kind::SlidingWindow, "100 per trailing 1 s"),
+            windowed(
+                "sliding window",
+                Kind::SlidingWindow,
+                "100 per trailing 1 s",
+            ),
             Scenario {
                 name: "concurrency",
                 kind: Kind::Concurrency,
@@ -93,9 +97,7 @@ impl Scenario {
                 latency: ms10,
                 limit_rate: (TPM as f64 / 60.0 / mean).min(RPM as f64 / 60.0),
                 minimum: Duration::from_secs_f64(token_secs.max(request_secs)) + ms10,
-                limit_text: format!(
-                    "{RPM} RPM + {TPM} TPM, {mean:.0} tokens/call, failures count"
-                ),
+                limit_text: format!("{RPM} RPM + {TPM} TPM, {mean:.0} tokens/call, failures count"),
                 tokens,
                 targets: true,
             },
