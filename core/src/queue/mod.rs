@@ -33,7 +33,8 @@
 //! | `handler.rs` | [`Handler`]: any `async fn(J, JobContext) -> impl Into<JobOutcome>` |
 //! | `store.rs` | the [`JobStore`] trait, [`PushError`], [`DeadLetter`], [`StoreStats`] |
 //! | `memory.rs` | [`MemoryStore`]: the in-process default |
-//! | `runtime.rs` | [`WorkQueue`] and its builder: push, stats, dead letters, shutdown |
+//! | `builder.rs` | [`WorkQueueBuilder`]: settings, defaults, starting the workers |
+//! | `runtime.rs` | [`WorkQueue`]: push, stats, dead letters, shutdown |
 //! | `worker.rs` | one worker's loop: reserve, limiter, handler, settle |
 //! | `stats.rs`, `shutdown.rs` | [`QueueStats`], [`ShutdownReport`] |
 //!
@@ -103,6 +104,7 @@
 //! tokio's timer, so tests run hours of parks and backoff in virtual time
 //! (`#[tokio::test(start_paused = true)]` with the default [`TokioClock`](crate::clock::TokioClock)).
 
+mod builder;
 mod handler;
 mod job;
 mod memory;
@@ -116,14 +118,15 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use builder::{
+    DEFAULT_BACKOFF, DEFAULT_CONCURRENCY, DEFAULT_LIMITER_WAIT, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_PARKS, DEFAULT_POLL_INTERVAL, WorkQueueBuilder,
+};
 pub use handler::Handler;
 pub use job::{Job, JobContext, JobId};
 pub use memory::{DEFAULT_CAPACITY, MemoryStore};
 pub use outcome::JobOutcome;
-pub use runtime::{
-    DEFAULT_BACKOFF, DEFAULT_CONCURRENCY, DEFAULT_LIMITER_WAIT, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_PARKS, DEFAULT_POLL_INTERVAL, Payload, WorkQueue, WorkQueueBuilder,
-};
+pub use runtime::{Payload, WorkQueue};
 pub use shutdown::ShutdownReport;
 pub use stats::QueueStats;
 pub use store::{DeadLetter, JobStore, ParkScope, PushError, Reserved, StoreError, StoreStats};

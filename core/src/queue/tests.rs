@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::*;
 use crate::backoff::{Backoff, Jitter};
-use crate::clock::{SharedClock, TokioClock};
+use crate::clock::{Clock as _, SharedClock, TokioClock};
 use crate::error::Error;
 use crate::idempotency::IdempotencyKey;
 use crate::limit::{GcraLimiter, Rate};
@@ -396,4 +396,26 @@ async fn a_job_parked_more_than_max_parks_times_spends_attempts_and_is_dead_lett
     assert_eq!(dead[0].job.id, id);
     assert_eq!(dead[0].job.attempts, 2);
     assert!(dead[0].error.contains("429"), "{}", dead[0].error);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_shared_with_other_writers_is_polled_and_jobs_pushed_there_run() {
+    let store = Arc::new(MemoryStore::<String>::new(100));
+    let recorder = Recorder::new();
+    let queue = recorder
+        .queue(|_, _| async {})
+        .store(Arc::clone(&store) as Arc<dyn JobStore<String>>)
+        .poll_interval(Duration::from_secs(2))
+        .start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Another process's push: straight into the store, no worker is woken.
+    let clock = TokioClock::new();
+    let job = Job::new("elsewhere".to_owned());
+    let key = job.key.clone();
+    store.push(job, clock.wall()).await.unwrap();
+    let stats = until_completed(&queue, 1).await;
+    assert_eq!(stats.completed, 1);
+    let run = &recorder.runs_of("elsewhere")[0];
+    assert_eq!(run.key, key);
+    assert_eq!(run.at, Duration::from_secs(2), "found at the next poll");
 }
