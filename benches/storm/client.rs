@@ -19,7 +19,7 @@ use crate::openai::{OpenAiLike, TOKENS_HEADER};
 use crate::scenario::{Kind, RPM, Scenario, TPM};
 
 /// The strategies, in table order.
-pub const STRATEGIES: [&str; 6] = [
+pub(crate) const STRATEGIES: [&str; 6] = [
     "naive",
     "withRetry",
     "openai-python",
@@ -29,14 +29,20 @@ pub const STRATEGIES: [&str; 6] = [
 ];
 
 /// One strategy, ready to make calls against one cell's upstream.
-pub enum Client {
+pub(crate) enum Client {
     Baseline(Box<dyn Baseline>, SimTransport),
     Ratewise(Upstream<GenericProvider>),
     RatewiseOpenAi(Upstream<OpenAiLike>),
 }
 
 impl Client {
-    pub fn new(name: &str, scenario: &Scenario, transport: SimTransport, clock: SharedClock, seed: u64) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        scenario: &Scenario,
+        transport: SimTransport,
+        clock: SharedClock,
+        seed: u64,
+    ) -> Self {
         let baseline: Box<dyn Baseline> = match name {
             "naive" => Box::new(NaiveRetry::new()),
             "withRetry" => Box::new(ArticleRetry::new(clock, seed)),
@@ -59,7 +65,7 @@ impl Client {
     }
 
     /// Makes logical call `i`; `Err` names why it failed.
-    pub async fn call(&self, i: usize, scenario: &Scenario) -> Result<(), String> {
+    pub(crate) async fn call(&self, i: usize, scenario: &Scenario) -> Result<(), String> {
         let key = format!("call-{i:06}");
         let body = Bytes::from(format!("{{\"i\":{i}}}"));
         let tokens = scenario.tokens.get(i).copied();
@@ -85,7 +91,12 @@ impl Client {
     }
 }
 
-fn pipeline<P: Provider>(provider: P, transport: SimTransport, clock: SharedClock, seed: u64) -> Upstream<P> {
+fn pipeline<P: Provider>(
+    provider: P,
+    transport: SimTransport,
+    clock: SharedClock,
+    seed: u64,
+) -> Upstream<P> {
     Upstream::builder(provider, "http://sim.test")
         .transport(Arc::new(transport))
         .clock(clock)
@@ -111,7 +122,11 @@ async fn execute<P: Provider>(upstream: &Upstream<P>, spec: RequestSpec) -> Resu
         Err(error) => {
             // The variant's name: `Throttled`, `RetryBudgetExhausted`, `Api` (+ status), …
             let debug = format!("{error:?}");
-            let kind = debug.split([' ', '{', '(']).next().unwrap_or("error").to_owned();
+            let kind = debug
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or("error")
+                .to_owned();
             Err(match error.status() {
                 Some(status) => format!("{kind} {}", status.as_u16()),
                 None => kind,
@@ -121,6 +136,6 @@ async fn execute<P: Provider>(upstream: &Upstream<P>, spec: RequestSpec) -> Resu
 }
 
 /// How long a cell may run in virtual time before its unfinished calls are abandoned.
-pub fn cap(scenario: &Scenario) -> Duration {
+pub(crate) fn cap(scenario: &Scenario) -> Duration {
     scenario.minimum * 3
 }

@@ -43,21 +43,34 @@ fn throttled(n: u64) -> FaultPlan {
 
 #[tokio::test(start_paused = true)]
 async fn naive_retries_every_100_ms_until_it_gets_through() {
-    let sim = SimUpstream::builder().faults(throttled(25)).latency(Duration::ZERO).build();
+    let sim = SimUpstream::builder()
+        .faults(throttled(25))
+        .latency(Duration::ZERO)
+        .build();
     let (attempts, ok, arrivals) = run(&sim, &NaiveRetry::new()).await;
     assert!(ok);
     assert_eq!(attempts, 26, "no cap on attempts");
-    assert!(gaps(&arrivals).iter().all(|g| *g == Duration::from_millis(100)));
+    assert!(
+        gaps(&arrivals)
+            .iter()
+            .all(|g| *g == Duration::from_millis(100))
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_articles_with_retry_makes_four_attempts_with_full_jitter_under_the_doubling_ceiling() {
-    let sim = SimUpstream::builder().faults(throttled(10)).latency(Duration::ZERO).build();
+    let sim = SimUpstream::builder()
+        .faults(throttled(10))
+        .latency(Duration::ZERO)
+        .build();
     let (attempts, ok, arrivals) = run(&sim, &ArticleRetry::new(clock(), 3)).await;
     assert!(!ok);
     assert_eq!(attempts, 4);
     for (n, gap) in gaps(&arrivals).into_iter().enumerate() {
-        assert!(gap <= Duration::from_millis(200 << n), "retry {n} waited {gap:?}");
+        assert!(
+            gap <= Duration::from_millis(200 << n),
+            "retry {n} waited {gap:?}"
+        );
     }
 }
 
@@ -75,7 +88,10 @@ async fn the_articles_with_retry_sleeps_exactly_the_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn openai_python_retries_twice_with_half_second_doubling_minus_a_quarter() {
-    let sim = SimUpstream::builder().faults(throttled(10)).latency(Duration::ZERO).build();
+    let sim = SimUpstream::builder()
+        .faults(throttled(10))
+        .latency(Duration::ZERO)
+        .build();
     let (attempts, ok, arrivals) = run(&sim, &OpenAiPython::new(clock(), 5)).await;
     assert!(!ok);
     assert_eq!(attempts, 3);
@@ -116,7 +132,11 @@ impl Dialect for ShouldRetry {
         );
         response
     }
-    fn server_error_response(&self, s: StatusCode, ctx: &ResponseContext<'_>) -> http::Response<Bytes> {
+    fn server_error_response(
+        &self,
+        s: StatusCode,
+        ctx: &ResponseContext<'_>,
+    ) -> http::Response<Bytes> {
         self.0.server_error_response(s, ctx)
     }
     fn idempotency_error_response(
@@ -146,7 +166,11 @@ async fn stripe_node_does_not_retry_a_plain_429_but_obeys_stripe_should_retry() 
     let (attempts, ok, arrivals) = run(&sim, &StripeNode::new(1)).await;
     assert!(ok);
     assert_eq!(attempts, 2);
-    assert_eq!(gaps(&arrivals), [Duration::from_millis(500)], "retry 1 sleeps 0.5 s");
+    assert_eq!(
+        gaps(&arrivals),
+        [Duration::from_millis(500)],
+        "retry 1 sleeps 0.5 s"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,7 +195,10 @@ async fn stripe_node_retries_server_errors_twice_with_its_half_jitter() {
 
 #[tokio::test(start_paused = true)]
 async fn backon_makes_four_attempts_with_jittered_doubling_from_one_second() {
-    let sim = SimUpstream::builder().faults(throttled(10)).latency(Duration::ZERO).build();
+    let sim = SimUpstream::builder()
+        .faults(throttled(10))
+        .latency(Duration::ZERO)
+        .build();
     let started = TokioClock::new().now();
     let (attempts, ok, arrivals) = run(&sim, &BackonRetry::new(9)).await;
     assert!(!ok);

@@ -245,7 +245,10 @@ impl Limiter for QuotaPacer {
 
     fn feedback(&self, _feedback: Feedback) {
         // Any answer ends discovery; wake the waiters only when it does.
-        if self.line.inspect(|s| matches!(s.discovery, Discovery::Probing { .. })) {
+        if self
+            .line
+            .inspect(|s| matches!(s.discovery, Discovery::Probing { .. }))
+        {
             self.line.update(|s| s.discovery = Discovery::Done);
         }
     }

@@ -79,7 +79,11 @@ enum Sent {
     Failed(TransportError),
 }
 
-async fn send(transport: &dyn Transport, request: &http::Request<Bytes>, timeout: Duration) -> Sent {
+async fn send(
+    transport: &dyn Transport,
+    request: &http::Request<Bytes>,
+    timeout: Duration,
+) -> Sent {
     match transport.send(request.clone(), timeout).await {
         Ok(response) if response.status().is_success() => Sent::Success(response),
         Ok(response) => Sent::Status(response),

@@ -67,7 +67,12 @@ impl OpenAiPython {
         ) || status.is_server_error()
     }
 
-    fn timeout(&self, headers: Option<&HeaderMap>, retries: u32, rng: &mut fastrand::Rng) -> Duration {
+    fn timeout(
+        &self,
+        headers: Option<&HeaderMap>,
+        retries: u32,
+        rng: &mut fastrand::Rng,
+    ) -> Duration {
         if let Some(wait) = headers.and_then(|h| self.retry_after(h))
             && !wait.is_zero()
             && wait <= Self::MAX_RETRY_AFTER

@@ -337,11 +337,7 @@ impl LimitSet {
     }
 
     /// The limits that apply to a request: `(index, budget key, units it spends)`.
-    fn applicable(
-        &self,
-        operation: &str,
-        headers: &http::HeaderMap,
-    ) -> Vec<(usize, String, u64)> {
+    fn applicable(&self, operation: &str, headers: &http::HeaderMap) -> Vec<(usize, String, u64)> {
         self.limits
             .iter()
             .enumerate()

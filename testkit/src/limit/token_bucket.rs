@@ -127,6 +127,10 @@ mod tests {
         bucket.charge(t0, 900);
         assert_eq!(bucket.check(t0, 100), Ok(()));
         assert_eq!(bucket.check(t0, 300), Err(Some(Duration::from_secs(2))));
-        assert_eq!(bucket.check(t0, 1_001), Err(None), "more than the bucket holds");
+        assert_eq!(
+            bucket.check(t0, 1_001),
+            Err(None),
+            "more than the bucket holds"
+        );
     }
 }
