@@ -16,7 +16,7 @@
 //! Modes: no backoff (retry at once), exponential without jitter (`Jitter::None`), and the
 //! three jittered forms of `ratewise::backoff::Backoff` (`Full`, the default; `Equal`;
 //! `Decorrelated`). The simulation is a discrete-event loop on a virtual clock (no tokio, no
-//! sleeping), so the whole study takes well under a second. `cargo bench --bench jitter`.
+//! sleeping): the whole study is about a second of CPU. `cargo bench --bench jitter`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::cmp::Reverse;

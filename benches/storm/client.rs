@@ -19,7 +19,7 @@ use crate::openai::{OpenAiLike, TOKENS_HEADER};
 use crate::scenario::{Kind, RPM, Scenario, TPM};
 
 /// The strategies, in table order.
-pub const STRATEGIES: [&str; 6] = [
+pub(crate) const STRATEGIES: [&str; 6] = [
     "naive",
     "withRetry",
     "openai-python",
@@ -29,14 +29,14 @@ pub const STRATEGIES: [&str; 6] = [
 ];
 
 /// One strategy, ready to make calls against one cell's upstream.
-pub enum Client {
+pub(crate) enum Client {
     Baseline(Box<dyn Baseline>, SimTransport),
     Ratewise(Upstream<GenericProvider>),
     RatewiseOpenAi(Upstream<OpenAiLike>),
 }
 
 impl Client {
-    pub fn new(
+    pub(crate) fn new(
         name: &str,
         scenario: &Scenario,
         transport: SimTransport,
@@ -65,7 +65,7 @@ impl Client {
     }
 
     /// Makes logical call `i`; `Err` names why it failed.
-    pub async fn call(&self, i: usize, scenario: &Scenario) -> Result<(), String> {
+    pub(crate) async fn call(&self, i: usize, scenario: &Scenario) -> Result<(), String> {
         let key = format!("call-{i:06}");
         let body = Bytes::from(format!("{{\"i\":{i}}}"));
         let tokens = scenario.tokens.get(i).copied();
@@ -136,6 +136,6 @@ async fn execute<P: Provider>(upstream: &Upstream<P>, spec: RequestSpec) -> Resu
 }
 
 /// How long a cell may run in virtual time before its unfinished calls are abandoned.
-pub fn cap(scenario: &Scenario) -> Duration {
+pub(crate) fn cap(scenario: &Scenario) -> Duration {
     scenario.minimum * 3
 }

@@ -11,7 +11,8 @@
 //! - amplification: requests the server received ÷ logical calls;
 //! - 429s: throttled responses (and their share of requests);
 //! - permanent failures: calls that ended in an error (calls still unfinished when the cell's
-//!   virtual-time cap, 3× the physical minimum, ran out are counted separately);
+//!   virtual-time cap (3× the physical minimum) ran out, or when a never-ending loop reached
+//!   the scenario's request cap, are counted separately as unfinished);
 //! - duplicates: side effects committed twice for one idempotency key (the ledger);
 //! - completion ÷ minimum: when the last call finished, over the earliest the limit allows.
 //!
@@ -104,20 +105,33 @@ fn run_cell(scenario: &Scenario, strategy: &'static str, callers: usize) -> Cell
             })
             .collect();
         let cap = client::cap(&scenario);
-        let finished = tokio::time::timeout(cap, async {
+        let request_cap = scenario.request_cap.unwrap_or(u64::MAX);
+        let ledger = sim.ledger();
+        let over_requests = async {
+            while ledger.requests() < request_cap {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let all_done = async {
             for handle in &mut handles {
                 let _ = handle.await;
             }
+        };
+        let finished = tokio::time::timeout(cap, async {
+            tokio::select! {
+                () = all_done => true,
+                () = over_requests => false,
+            }
         })
         .await
-        .is_ok();
+        .unwrap_or(false);
         for handle in &handles {
             handle.abort();
         }
         let t = tally.lock().unwrap();
         let ledger = sim.ledger();
         let calls = scenario.calls as u64;
-        let completion = if finished { t.last } else { cap };
+        let completion = if finished { t.last } else { sim.elapsed() };
         Cell {
             scenario: scenario.name,
             strategy,
@@ -158,7 +172,7 @@ fn main() {
     for scenario in &scenarios {
         for callers in CALLERS {
             for strategy in STRATEGIES {
-                let cell = run_cell(scenario, strategy, callers);
+                let cell = run_cell(&scenario.for_callers(callers), strategy, callers);
                 eprintln!(
                     "{:>15} {:>5} {:>14}: {:>7} requests, {:>6} ok, {:.1} s virtual, {:.2} s wall {:?}",
                     cell.scenario,

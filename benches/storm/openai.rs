@@ -23,11 +23,11 @@ use ratewise_testkit::dialect::json_response;
 use ratewise_testkit::{Dialect, GenericDialect, GenericError, IdempotencyError, ResponseContext};
 
 /// The request header carrying a call's token estimate.
-pub static TOKENS_HEADER: HeaderName = HeaderName::from_static("x-sim-tokens");
+pub(crate) static TOKENS_HEADER: HeaderName = HeaderName::from_static("x-sim-tokens");
 
 /// The simulator's side: OpenAI's rate-limit headers and throttle body.
 #[derive(Debug, Default)]
-pub struct OpenAiDialect {
+pub(crate) struct OpenAiDialect {
     generic: GenericDialect,
 }
 
@@ -122,13 +122,13 @@ fn parse_go_duration(text: &str) -> Option<Duration> {
 /// configured with the account's published RPM and TPM (as an OpenAI client is configured with
 /// its tier).
 #[derive(Clone, Debug)]
-pub struct OpenAiLike {
+pub(crate) struct OpenAiLike {
     rpm: u64,
     tpm: u64,
 }
 
 impl OpenAiLike {
-    pub fn new(rpm: u64, tpm: u64) -> Self {
+    pub(crate) fn new(rpm: u64, tpm: u64) -> Self {
         Self { rpm, tpm }
     }
 }
@@ -139,10 +139,16 @@ fn snapshot(headers: &HeaderMap, budget: BudgetName, at: Timestamp) -> Option<Qu
             .get(format!("x-ratelimit-{what}-{}", budget.as_str()))
             .and_then(|v| v.to_str().ok())
     };
-    let remaining = read("remaining")?.parse().ok()?;
-    let reset = parse_go_duration(read("reset")?)?;
+    let remaining: u64 = read("remaining")?.parse().ok()?;
+    let limit: Option<u64> = read("limit").and_then(|l| l.parse().ok());
+    // OpenAI's reset is when the bucket is *full*; a snapshot's `reset_at` with nothing left
+    // means "nothing until then" (the GCRA blocks until it). The next unit arrives after
+    // reset ÷ (limit − remaining): one unit's share of the refill.
+    let full = parse_go_duration(read("reset")?)?;
+    let missing = limit.map_or(1, |l| l.saturating_sub(remaining).max(1));
+    let reset = full / u32::try_from(missing).unwrap_or(u32::MAX);
     let snapshot = QuotaSnapshot::new(budget.clone(), remaining, at.after(reset), at.instant);
-    Some(match read("limit").and_then(|l| l.parse().ok()) {
+    Some(match limit {
         Some(limit) => snapshot.with_limit(limit),
         None => snapshot,
     })
@@ -195,7 +201,7 @@ impl Provider for OpenAiLike {
 }
 
 /// The reset format round-trips (checked once at start-up).
-pub fn go_duration_round_trips() -> bool {
+pub(crate) fn go_duration_round_trips() -> bool {
     [
         Duration::from_millis(12),
         Duration::from_millis(1_500),

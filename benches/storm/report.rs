@@ -9,30 +9,30 @@ use crate::scenario::Scenario;
 
 /// What one cell measured.
 #[derive(Clone, Debug)]
-pub struct Cell {
-    pub scenario: &'static str,
-    pub strategy: &'static str,
-    pub callers: usize,
-    pub calls: u64,
-    pub successes: u64,
-    pub failures: u64,
-    pub reasons: std::collections::BTreeMap<String, u64>,
-    pub unfinished: u64,
-    pub requests: u64,
-    pub throttled: u64,
-    pub server_errors: u64,
-    pub duplicates: u64,
-    pub completion: Duration,
-    pub minimum: Duration,
-    pub limit_rate: f64,
-    pub targets: bool,
-    pub wall: Duration,
+pub(crate) struct Cell {
+    pub(crate) scenario: &'static str,
+    pub(crate) strategy: &'static str,
+    pub(crate) callers: usize,
+    pub(crate) calls: u64,
+    pub(crate) successes: u64,
+    pub(crate) failures: u64,
+    pub(crate) reasons: std::collections::BTreeMap<String, u64>,
+    pub(crate) unfinished: u64,
+    pub(crate) requests: u64,
+    pub(crate) throttled: u64,
+    pub(crate) server_errors: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) completion: Duration,
+    pub(crate) minimum: Duration,
+    pub(crate) limit_rate: f64,
+    pub(crate) targets: bool,
+    pub(crate) wall: Duration,
 }
 
 impl Cell {
     /// Successful calls per second ÷ the limit, over the completion time or the physical
     /// minimum, whichever is longer: a strategy that gives up early does not look fast.
-    pub fn goodput(&self) -> f64 {
+    pub(crate) fn goodput(&self) -> f64 {
         let secs = self.completion.max(self.minimum).as_secs_f64();
         if secs <= 0.0 {
             return 0.0;
@@ -40,21 +40,21 @@ impl Cell {
         self.successes as f64 / secs / self.limit_rate
     }
 
-    pub fn amplification(&self) -> f64 {
+    pub(crate) fn amplification(&self) -> f64 {
         self.requests as f64 / self.calls.max(1) as f64
     }
 
-    pub fn throttled_share(&self) -> f64 {
+    pub(crate) fn throttled_share(&self) -> f64 {
         self.throttled as f64 / self.requests.max(1) as f64
     }
 
-    pub fn slowdown(&self) -> f64 {
+    pub(crate) fn slowdown(&self) -> f64 {
         self.completion.as_secs_f64() / self.minimum.as_secs_f64()
     }
 
     /// The targets for ratewise: goodput ≥ 0.97, amplification ≤ 1.03, 429s ≤ 1 %,
     /// no permanent failure, no duplicate, completion ≤ 1.05 × the minimum.
-    pub fn misses(&self) -> Vec<&'static str> {
+    pub(crate) fn misses(&self) -> Vec<&'static str> {
         let mut misses = Vec::new();
         if self.goodput() < 0.97 {
             misses.push("goodput");
@@ -78,7 +78,7 @@ impl Cell {
     }
 }
 
-pub fn markdown(scenarios: &[Scenario], cells: &[Cell]) -> String {
+pub(crate) fn markdown(scenarios: &[Scenario], cells: &[Cell]) -> String {
     let mut out = String::new();
     for scenario in scenarios {
         let _ = writeln!(
@@ -97,7 +97,7 @@ pub fn markdown(scenarios: &[Scenario], cells: &[Cell]) -> String {
         for cell in cells.iter().filter(|c| c.scenario == scenario.name) {
             let mut completion = format!("{:.2}", cell.slowdown());
             if cell.unfinished > 0 {
-                completion = format!("> {completion} (cap)");
+                completion = format!("> {completion} (stopped)");
             }
             let mut strategy = cell.strategy.to_owned();
             if cell.strategy == "ratewise" && cell.targets {
@@ -128,7 +128,7 @@ pub fn markdown(scenarios: &[Scenario], cells: &[Cell]) -> String {
     out
 }
 
-pub fn json(cells: &[Cell]) -> String {
+pub(crate) fn json(cells: &[Cell]) -> String {
     let rows: Vec<_> = cells
         .iter()
         .map(|c| {

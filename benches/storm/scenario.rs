@@ -9,12 +9,12 @@ use crate::openai::{OpenAiDialect, TOKENS_HEADER};
 /// Calls per cell in the request-limited scenarios (30 s of work at 100 req/s).
 const CALLS: usize = 3_000;
 /// The OpenAI scenario's account: 6,000 RPM and 600,000 TPM.
-pub const RPM: u64 = 6_000;
-pub const TPM: u64 = 600_000;
+pub(crate) const RPM: u64 = 6_000;
+pub(crate) const TPM: u64 = 600_000;
 
 /// What the server enforces.
 #[derive(Clone, Copy, Debug)]
-pub enum Kind {
+pub(crate) enum Kind {
     TokenBucket,
     FixedWindow,
     SlidingWindow,
@@ -25,28 +25,31 @@ pub enum Kind {
 
 /// One scenario: the upstream to build and the work to push through it.
 #[derive(Clone, Debug)]
-pub struct Scenario {
-    pub name: &'static str,
-    pub kind: Kind,
-    pub calls: usize,
-    pub latency: Duration,
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) calls: usize,
+    pub(crate) latency: Duration,
     /// Tokens per call (OpenAI scenario only; empty elsewhere).
-    pub tokens: Vec<u64>,
+    pub(crate) tokens: Vec<u64>,
     /// The sustained limit in calls per second.
-    pub limit_rate: f64,
+    pub(crate) limit_rate: f64,
     /// The earliest every call could have finished, given the limit.
-    pub minimum: Duration,
+    pub(crate) minimum: Duration,
     /// A human description of the limit for the tables.
-    pub limit_text: String,
+    pub(crate) limit_text: String,
     /// Whether the ratewise targets apply.
-    pub targets: bool,
+    pub(crate) targets: bool,
+    /// Requests after which a cell is stopped (its unfinished calls counted as such): bounds
+    /// the wall time of a retry loop that never ends.
+    pub(crate) request_cap: Option<u64>,
 }
 
 const OUTAGE_FROM: Duration = Duration::from_secs(5);
-const OUTAGE_FOR: Duration = Duration::from_secs(20);
+const OUTAGE_FOR: Duration = Duration::from_secs(10);
 
 impl Scenario {
-    pub fn all() -> Vec<Scenario> {
+    pub(crate) fn all() -> Vec<Scenario> {
         let ms10 = Duration::from_millis(10);
         let windowed = |name, kind, text: &str| Scenario {
             name,
@@ -59,6 +62,7 @@ impl Scenario {
             minimum: Duration::from_secs((CALLS as u64).div_ceil(100) - 1) + ms10,
             limit_text: text.to_owned(),
             targets: true,
+            request_cap: None,
         };
         let mut rng = fastrand::Rng::with_seed(42);
         let tokens: Vec<u64> = (0..2 * CALLS).map(|_| rng.u64(20..=380)).collect();
@@ -87,8 +91,11 @@ impl Scenario {
                 tokens: Vec::new(),
                 limit_rate: 20.0 / concurrency_latency.as_secs_f64(),
                 minimum: concurrency_latency * (CALLS as u32).div_ceil(20),
-                limit_text: "20 in flight, 100 ms each".to_owned(),
+                limit_text:
+                    "20 in flight, 100 ms each (10 callers: they are the limit, minimum 30 s)"
+                        .to_owned(),
                 targets: true,
+                request_cap: None,
             },
             Scenario {
                 name: "openai rpm+tpm",
@@ -100,10 +107,13 @@ impl Scenario {
                 limit_text: format!("{RPM} RPM + {TPM} TPM, {mean:.0} tokens/call, failures count"),
                 tokens,
                 targets: true,
+                // Failures count against RPM: a loop faster than 100/s never gets out.
+                request_cap: Some(20 * 2 * CALLS as u64),
             },
             Scenario {
                 name: "outage",
                 kind: Kind::Outage,
+                targets: false,
                 // Before the outage: the burst plus 5 s; after it: a full burst, then the rate.
                 minimum: OUTAGE_FROM
                     + OUTAGE_FOR
@@ -112,14 +122,27 @@ impl Scenario {
                 ..windowed(
                     "outage",
                     Kind::Outage,
-                    "100/s, burst 100; 503 for t in [5 s, 25 s)",
+                    "100/s, burst 100; 503 for t in [5 s, 15 s)",
                 )
             },
         ]
     }
 
+    /// This scenario as `callers` callers see it: with fewer callers than the concurrency limit
+    /// allows in flight, the callers are the limit.
+    pub(crate) fn for_callers(&self, callers: usize) -> Scenario {
+        let mut scenario = self.clone();
+        if let Kind::Concurrency = self.kind {
+            let lanes = callers.min(20);
+            scenario.limit_rate = lanes as f64 / self.latency.as_secs_f64();
+            scenario.minimum =
+                self.latency * u32::try_from(self.calls.div_ceil(lanes)).unwrap_or(u32::MAX);
+        }
+        scenario
+    }
+
     /// The simulated upstream for one cell.
-    pub fn upstream(&self, clock: ratewise::clock::SharedClock, seed: u64) -> SimUpstream {
+    pub(crate) fn upstream(&self, clock: ratewise::clock::SharedClock, seed: u64) -> SimUpstream {
         let builder = SimUpstream::builder()
             .clock(clock)
             .latency(self.latency)
