@@ -21,6 +21,7 @@
 //! | [`stats`] | the article's four numbers, in process |
 //! | [`secret`] | credentials redacted from `Debug`, `Display`, errors and traces |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
+//! | [`queue`] | the rate-limited work queue: job store trait, in-memory store, workers, parks, dead letters |
 
 pub mod backoff;
 pub mod breaker;
@@ -33,6 +34,7 @@ pub mod idempotency;
 pub mod limit;
 pub mod options;
 pub mod provider;
+pub mod queue;
 pub mod quota;
 pub mod retry;
 pub mod secret;

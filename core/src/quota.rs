@@ -194,6 +194,30 @@ impl QuotaSnapshot {
     }
 }
 
+/// A cost serialises as a map from budget name to amount (`{"requests":1,"tokens":1350}`), so a
+/// durable queue can store what each job spends.
+impl serde::Serialize for Cost {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.items.len()))?;
+        for (name, amount) in self.iter() {
+            map.serialize_entry(name.as_str(), &amount)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cost {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = std::collections::BTreeMap::<String, u64>::deserialize(deserializer)?;
+        let mut cost = Cost::none();
+        for (name, amount) in items {
+            cost.add(BudgetName::new(name), amount);
+        }
+        Ok(cost)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +232,16 @@ mod tests {
         assert_eq!(cost.amount(&BudgetName::TOKENS), 150);
         assert_eq!(cost.amount(&BudgetName::new("search".to_string())), 0);
         assert_eq!(cost.to_string(), "2 requests + 150 tokens");
+    }
+
+    #[test]
+    fn a_cost_survives_a_serde_round_trip_as_a_map_of_budgets() {
+        let cost = Cost::request().with(BudgetName::TOKENS, 1350);
+        let json = serde_json::to_string(&cost).unwrap();
+        assert_eq!(json, r#"{"requests":1,"tokens":1350}"#);
+        let back: Cost = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.amount(&BudgetName::REQUESTS), 1);
+        assert_eq!(back.amount(&BudgetName::TOKENS), 1350);
     }
 
     #[test]

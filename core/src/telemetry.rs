@@ -17,6 +17,12 @@ use std::time::Duration;
 /// The `tracing` target of retry events.
 pub const RETRY_TARGET: &str = "ratewise::retry";
 
+/// The `tracing` target of work-queue events: a job parked (`INFO`, `queue.park_ms`,
+/// `queue.group`), scheduled for a retry (`INFO`, `queue.attempt`, `queue.delay_ms`),
+/// dead-lettered (`WARN`, `queue.attempts`), or a store operation that failed (`WARN`,
+/// `queue.store_op`). Every event carries `queue.name`, except store failures.
+pub const QUEUE_TARGET: &str = "ratewise::queue";
+
 /// Emits the event for one retry, just before its sleep.
 ///
 /// `attempt` is the attempt that failed (1-based), `reason` the error's label (see
@@ -76,6 +82,9 @@ pub fn retry_gave_up(
 /// | `ratewise_breaker_transitions_total` | counter | `upstream`, `to` |
 /// | `ratewise_throttle_wait_seconds` | histogram | `upstream`, `budget` |
 /// | `ratewise_quota_remaining` | gauge | `upstream`, `budget` |
+/// | `ratewise_queue_depth` | gauge | `queue` (jobs waiting: runnable, parked, scheduled) |
+/// | `ratewise_queue_oldest_age_seconds` | gauge | `queue` |
+/// | `ratewise_queue_dead_letter_total` | counter | `queue` |
 pub mod metric {
     /// `ratewise_requests_total{upstream,outcome}`.
     pub const REQUESTS: &str = "ratewise_requests_total";
@@ -91,6 +100,12 @@ pub mod metric {
     pub const THROTTLE_WAIT: &str = "ratewise_throttle_wait_seconds";
     /// `ratewise_quota_remaining{upstream,budget}`.
     pub const QUOTA_REMAINING: &str = "ratewise_quota_remaining";
+    /// `ratewise_queue_depth{queue}`.
+    pub const QUEUE_DEPTH: &str = "ratewise_queue_depth";
+    /// `ratewise_queue_oldest_age_seconds{queue}`.
+    pub const QUEUE_OLDEST_AGE: &str = "ratewise_queue_oldest_age_seconds";
+    /// `ratewise_queue_dead_letter_total{queue}`.
+    pub const QUEUE_DEAD_LETTER: &str = "ratewise_queue_dead_letter_total";
 }
 
 #[cfg(feature = "metrics")]
@@ -98,6 +113,18 @@ pub(crate) mod emit {
     use std::time::Duration;
 
     use super::metric;
+
+    /// True: emitters record.
+    pub(crate) const ENABLED: bool = true;
+
+    pub(crate) fn queue_depth(queue: &'static str, depth: usize, oldest_age: Duration) {
+        metrics::gauge!(metric::QUEUE_DEPTH, "queue" => queue).set(depth as f64);
+        metrics::gauge!(metric::QUEUE_OLDEST_AGE, "queue" => queue).set(oldest_age.as_secs_f64());
+    }
+
+    pub(crate) fn queue_dead_letter(queue: &'static str) {
+        metrics::counter!(metric::QUEUE_DEAD_LETTER, "queue" => queue).increment(1);
+    }
 
     pub(crate) fn request(upstream: &'static str, outcome: &'static str) {
         metrics::counter!(metric::REQUESTS, "upstream" => upstream, "outcome" => outcome)
@@ -137,6 +164,11 @@ pub(crate) mod emit {
 pub(crate) mod emit {
     use std::time::Duration;
 
+    /// False: callers can skip work whose only use is a metric.
+    pub(crate) const ENABLED: bool = false;
+
+    pub(crate) fn queue_depth(_: &'static str, _: usize, _: Duration) {}
+    pub(crate) fn queue_dead_letter(_: &'static str) {}
     pub(crate) fn request(_: &'static str, _: &'static str) {}
     pub(crate) fn retry(_: &'static str, _: &'static str) {}
     pub(crate) fn call(_: &'static str, _: &'static str) {}

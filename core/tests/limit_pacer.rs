@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use ratewise_core::clock::{Clock, ManualClock, SharedClock, TokioClock};
-use ratewise_core::limit::{BudgetName, Cost, Limiter, QuotaPacer, QuotaSnapshot, ThrottleReason};
+use ratewise_core::limit::{
+    BudgetName, Cost, Feedback, Limiter, QuotaPacer, QuotaSnapshot, ThrottleReason,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -45,6 +47,52 @@ fn before_any_snapshot_and_without_initial_limit_it_admits_freely() {
     }
     assert_eq!(pacer.remaining(), None);
     assert_eq!(pacer.limit(), None);
+}
+
+#[test]
+fn with_discovery_one_call_goes_first_and_the_rest_wait_for_its_snapshot() {
+    let clock = ManualClock::new();
+    let pacer = QuotaPacer::new(BudgetName::REQUESTS)
+        .discovery(SEC)
+        .clock(clock.shared());
+    let now = clock.now();
+    assert!(pacer.try_acquire(&Cost::request()).is_ok(), "the probe");
+    let held = pacer.try_acquire(&Cost::request()).unwrap_err();
+    assert_eq!(
+        held.retry_after(now),
+        Some(SEC),
+        "the rest wait for the answer"
+    );
+    // The answer: 2 left until the reset. Exactly two more get through before it.
+    pacer.observe(&requests(2, now + 10 * SEC, now));
+    let admitted = greedy(&pacer, &clock, Duration::from_millis(100), 9 * SEC);
+    assert_eq!(admitted.len(), 2, "{admitted:?}");
+}
+
+#[test]
+fn with_discovery_an_answer_without_a_snapshot_or_the_wait_running_out_frees_the_line() {
+    let clock = ManualClock::new();
+    let pacer = QuotaPacer::new(BudgetName::REQUESTS)
+        .discovery(SEC)
+        .clock(clock.shared());
+    assert!(pacer.try_acquire(&Cost::request()).is_ok());
+    assert!(pacer.try_acquire(&Cost::request()).is_err());
+    pacer.feedback(Feedback::Accepted);
+    for _ in 0..100 {
+        assert!(pacer.try_acquire(&Cost::request()).is_ok());
+    }
+
+    let pacer = QuotaPacer::new(BudgetName::REQUESTS)
+        .discovery(SEC)
+        .clock(clock.shared());
+    assert!(pacer.try_acquire(&Cost::request()).is_ok());
+    assert!(pacer.try_acquire(&Cost::request()).is_err());
+    clock.advance(SEC);
+    assert!(
+        pacer.try_acquire(&Cost::request()).is_ok(),
+        "the probe never answered"
+    );
+    assert!(pacer.try_acquire(&Cost::request()).is_ok());
 }
 
 #[test]

@@ -38,7 +38,8 @@ struct Envelope {
 /// ([`Verdict::from_status`]), server hints obeyed, `X-RateLimit-*` reported to the limiters.
 ///
 /// Its default limiter is a [`QuotaPacer`] on `requests` that learns the budget from the
-/// headers. The idempotency header is `Idempotency-Key` unless built
+/// headers, with [discovery](QuotaPacer::discovery): before the first answer one call goes
+/// first and the others wait for it (at most [`GenericProvider::DISCOVERY_WAIT`]). The idempotency header is `Idempotency-Key` unless built
 /// [`without_idempotency`](Self::without_idempotency).
 #[derive(Clone, Debug)]
 pub struct GenericProvider {
@@ -46,6 +47,9 @@ pub struct GenericProvider {
 }
 
 impl GenericProvider {
+    /// How long callers wait for the first answer before the budget is known: 1 s.
+    pub const DISCOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
     /// A provider that sends keys in `Idempotency-Key`.
     pub fn new() -> Self {
         Self {
@@ -123,7 +127,9 @@ impl Provider for GenericProvider {
 
     fn default_limiters(&self, clock: &SharedClock) -> Vec<Arc<dyn Limiter>> {
         vec![Arc::new(
-            QuotaPacer::new(BudgetName::REQUESTS).clock(Arc::clone(clock)),
+            QuotaPacer::new(BudgetName::REQUESTS)
+                .discovery(Self::DISCOVERY_WAIT)
+                .clock(Arc::clone(clock)),
         )]
     }
 

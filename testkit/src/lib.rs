@@ -43,12 +43,18 @@
 //! metric values for a scripted plan) and `pipeline_cancel.rs` (calls dropped at random await
 //! points leak no permit and no probe slot).
 //!
+//! [`baseline`] holds the retry loops ratewise is measured against (the 3 AM naive loop, the
+//! article's `withRetry`, openai-python's and stripe-node's policies, backon), each a plain
+//! call through the same [`Transport`](ratewise_core::transport::Transport): the storm
+//! benchmark (`benches/storm`) and the examples run them side by side with the pipeline.
+//!
 //! Decisions where the brief was silent: fault rules are checked before limits (a server that
 //! is down does not rate-limit); a throttled or faulted request stores no idempotent result, so
 //! its retry runs; latency (default 10 ms) applies to every response and the side effect commits
 //! at its end, so a request is "in flight" (409 for its key, holding its concurrency slot) for
 //! that long; the ledger keys a side effect by its idempotency key, else by a hash of its body.
 
+pub mod baseline;
 pub mod dialect;
 mod fault;
 mod generic_provider;

@@ -223,3 +223,30 @@ async fn counted_failures_keep_a_retry_storm_throttled() {
     assert_eq!(counted_ok, 0);
     assert_eq!(uncounted_ok, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_charged_from_a_header_spends_each_requests_weight() {
+    let tokens = http::HeaderName::from_static("x-tokens");
+    let upstream = SimUpstream::builder()
+        .limit(
+            ServerLimit::token_bucket(0.0, 1_000)
+                .named("tokens")
+                .cost_from_header(tokens.clone()),
+        )
+        .build();
+    let transport = upstream.transport();
+    let mut statuses = Vec::new();
+    for weight in ["600", "300", "200", "100"] {
+        let request = http::Request::post("http://sim/v1/chat")
+            .header(&tokens, weight)
+            .body(Bytes::from(weight))
+            .unwrap();
+        let response = transport
+            .send(request, Duration::from_secs(5))
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    // 600 + 300 fit in 1,000; 200 more does not; 100 more does.
+    assert_eq!(statuses, [200, 200, 429, 200]);
+}

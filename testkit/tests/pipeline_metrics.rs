@@ -2,11 +2,14 @@
 //! plan in virtual time, read from a `metrics_util` debugging recorder.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/metrics.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
 use ratewise_core::backoff::{Backoff, Jitter};
 use ratewise_core::breaker::{BreakerConfig, BreakerState};
 use ratewise_core::error::Error;
@@ -15,32 +18,7 @@ use ratewise_core::provider::RequestSpec;
 use ratewise_core::telemetry::metric;
 use ratewise_core::upstream::{CallPolicy, Upstream};
 use ratewise_testkit::{Fault, FaultPlan, GenericProvider, ServerLimit, SimUpstream};
-
-/// A metric as `name{label=value,…}` (labels sorted), and its value as text.
-fn read(recorder: &DebuggingRecorder) -> BTreeMap<String, String> {
-    recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            let value = match value {
-                DebugValue::Counter(n) => n.to_string(),
-                DebugValue::Gauge(g) => g.0.to_string(),
-                DebugValue::Histogram(samples) => {
-                    format!("{:?}", samples.iter().map(|s| s.0).collect::<Vec<f64>>())
-                }
-            };
-            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
-        })
-        .collect()
-}
+use support::{paused_runtime, read, recorded};
 
 fn charge(i: usize) -> RequestSpec {
     RequestSpec::post("/v1/charges", "charges.create")
@@ -103,14 +81,7 @@ async fn scenario() -> Upstream<GenericProvider> {
 
 #[test]
 fn a_scripted_run_emits_exactly_the_expected_counters_gauges_and_histograms() {
-    let recorder = DebuggingRecorder::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let upstream = metrics::with_local_recorder(&recorder, || runtime.block_on(scenario()));
-    let got = read(&recorder);
+    let (upstream, got) = recorded(scenario());
 
     let g = "upstream=generic";
     let expected: BTreeMap<String, String> = [
@@ -182,11 +153,6 @@ fn a_scripted_run_emits_exactly_the_expected_counters_gauges_and_histograms() {
 #[test]
 fn without_a_recorder_in_scope_nothing_is_recorded() {
     let recorder = DebuggingRecorder::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    runtime.block_on(scenario());
+    paused_runtime().block_on(scenario());
     assert!(read(&recorder).is_empty());
 }

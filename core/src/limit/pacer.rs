@@ -63,7 +63,10 @@
 //!
 //! * Before any snapshot, the pacer admits according to [`QuotaPacer::initial`] (`limit` per
 //!   `window`, the first window starting at the first call) or, when none is given, admits
-//!   freely: only limits the server announces apply.
+//!   freely: only limits the server announces apply. With [`QuotaPacer::discovery`], "freely"
+//!   starts with one call: it goes first and the others wait for its answer (a snapshot, or any
+//!   response at all), at most the discovery wait, so 1,000 callers starting together do not
+//!   all land before the server has said what the budget is.
 //! * When `reset_at` passes with no newer snapshot, the window's quota is assumed restored to
 //!   the limit (learned, else the initial one) for one more window length: the configured
 //!   `initial` window, else the longest `reset_at − observed_at` any snapshot showed (a lower
@@ -94,7 +97,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::turnstile::{Admission, Hold, Turnstile, later};
-use super::{BudgetName, Cost, Limiter, Permit, QuotaSnapshot, ThrottleReason, Throttled};
+use super::{
+    BudgetName, Cost, Feedback, Limiter, Permit, QuotaSnapshot, ThrottleReason, Throttled,
+};
 use crate::clock::{SharedClock, TokioClock};
 
 /// A limiter that paces one server-announced budget (header `remaining`/`reset`) to its reset.
@@ -143,6 +148,17 @@ impl QuotaPacer {
             share.clamp(0.0, 1.0)
         };
         self.line.inspect(|s| s.burst_share = share);
+        self
+    }
+
+    /// Before the first snapshot (and without [`initial`](Self::initial)), admits one call and
+    /// holds the rest until the server has answered it, or for at most `wait`; after that, and
+    /// when the answer carried no snapshot, calls are admitted freely as without discovery.
+    /// Default: off (everything is admitted freely until the first snapshot). One round trip
+    /// of delay for the callers behind the first, against a cold-start burst of as many
+    /// requests as there are callers, most of them throttled.
+    pub fn discovery(self, wait: Duration) -> Self {
+        self.line.inspect(|s| s.discovery = Discovery::Ready(wait));
         self
     }
 
@@ -227,6 +243,16 @@ impl Limiter for QuotaPacer {
         self.line.update(|s| s.observe(snapshot, now));
     }
 
+    fn feedback(&self, _feedback: Feedback) {
+        // Any answer ends discovery; wake the waiters only when it does.
+        if self
+            .line
+            .inspect(|s| matches!(s.discovery, Discovery::Probing { .. }))
+        {
+            self.line.update(|s| s.discovery = Discovery::Done);
+        }
+    }
+
     fn reconcile(&self, reserved: &Cost, actual: &Cost) {
         let now = self.clock.now();
         self.line.update(|s| {
@@ -247,9 +273,24 @@ struct PacerState {
     learned_window: Option<Duration>,
     newest_observed: Option<Instant>,
     seen_snapshot: bool,
+    discovery: Discovery,
     window: Option<Window>,
     /// GCRA theoretical arrival time of the next unit (`None`: not ahead of now).
     tat: Option<Instant>,
+}
+
+/// Cold-start discovery: one call first, the rest after its answer ([`QuotaPacer::discovery`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Discovery {
+    /// Not configured: admit freely before the first snapshot.
+    Off,
+    /// Configured, no call admitted yet: the next one is the probe; the others wait at most
+    /// this long for its answer.
+    Ready(Duration),
+    /// The probe is out: hold the others until its answer or `until`.
+    Probing { until: Instant },
+    /// Answered (or timed out): admit freely until a snapshot says otherwise.
+    Done,
 }
 
 /// One window of the budget as the pacer believes it.
@@ -276,6 +317,7 @@ impl PacerState {
             learned_window: None,
             newest_observed: None,
             seen_snapshot: false,
+            discovery: Discovery::Off,
             window: None,
             tat: None,
         }
@@ -342,6 +384,7 @@ impl PacerState {
             self.newest_observed = Some(s.observed_at);
         }
         self.seen_snapshot = true;
+        self.discovery = Discovery::Done;
         if s.reset_at <= now {
             return; // rule 1: that window is over
         }
@@ -434,7 +477,22 @@ impl Admission for PacerState {
         let pace = self.pace(now);
         let ahead = self.ahead(now);
         let Some(w) = self.window.as_mut() else {
-            return Ok(()); // no window known: free
+            // No window known: free, after discovery.
+            return match self.discovery {
+                Discovery::Ready(wait) => {
+                    let until = now.checked_add(wait).unwrap_or(now);
+                    self.discovery = Discovery::Probing { until };
+                    Ok(())
+                }
+                Discovery::Probing { until } if now < until => {
+                    Err(Hold::new(ThrottleReason::WouldWait, Some(until)))
+                }
+                Discovery::Probing { .. } => {
+                    self.discovery = Discovery::Done;
+                    Ok(())
+                }
+                Discovery::Off | Discovery::Done => Ok(()),
+            };
         };
         if amount > w.available {
             return Err(Hold::new(ThrottleReason::QuotaExhausted, Some(w.reset_at)));
@@ -468,7 +526,11 @@ impl Admission for PacerState {
             return hold;
         }
         let Some(w) = self.window else {
-            return Hold::new(ThrottleReason::WouldWait, Some(now));
+            let at = match self.discovery {
+                Discovery::Probing { until } => until.max(now),
+                _ => now,
+            };
+            return Hold::new(ThrottleReason::WouldWait, Some(at));
         };
         let need = ahead.saturating_add(amount);
         if need <= w.available

@@ -46,21 +46,22 @@ impl FixedWindow {
         end.saturating_sub(now.saturating_duration_since(self.origin))
     }
 
-    /// `Ok` under the limit, else the time to the next window (`None`: a zero limit never admits).
-    pub(crate) fn check(&mut self, now: Instant) -> Result<(), Option<Duration>> {
+    /// `Ok` if `amount` more fits under the limit, else the time to the next window (`None`:
+    /// never, as when `amount` is more than a whole window holds).
+    pub(crate) fn check(&mut self, now: Instant, amount: u64) -> Result<(), Option<Duration>> {
         self.roll(now);
-        if self.count < self.limit {
+        if self.count.saturating_add(amount) <= self.limit {
             Ok(())
-        } else if self.limit == 0 {
+        } else if amount > self.limit || self.limit == 0 {
             Err(None)
         } else {
             Err(Some(self.reset_after(now)))
         }
     }
 
-    pub(crate) fn charge(&mut self, now: Instant) {
+    pub(crate) fn charge(&mut self, now: Instant, amount: u64) {
         self.roll(now);
-        self.count = self.count.saturating_add(1);
+        self.count = self.count.saturating_add(amount);
     }
 
     pub(crate) fn limit(&self) -> u64 {
@@ -90,11 +91,11 @@ mod tests {
         let mut window = FixedWindow::new(2, Duration::from_secs(10), t0);
         let t = t0 + Duration::from_secs(4);
         for _ in 0..2 {
-            assert_eq!(window.check(t), Ok(()));
-            window.charge(t);
+            assert_eq!(window.check(t, 1), Ok(()));
+            window.charge(t, 1);
         }
-        assert_eq!(window.check(t), Err(Some(Duration::from_secs(6))));
-        assert_eq!(window.check(t0 + Duration::from_secs(10)), Ok(()));
+        assert_eq!(window.check(t, 1), Err(Some(Duration::from_secs(6))));
+        assert_eq!(window.check(t0 + Duration::from_secs(10), 1), Ok(()));
         assert_eq!(window.remaining(t0 + Duration::from_secs(10)), 2);
     }
 }

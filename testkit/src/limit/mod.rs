@@ -95,13 +95,15 @@ impl std::fmt::Debug for OperationKey {
 
 /// One limit the simulated server enforces.
 ///
-/// Defaults: scope [`Scope::Global`], failed requests do not count, name `"requests"`.
+/// Defaults: scope [`Scope::Global`], failed requests do not count, name `"requests"`, each
+/// request spends one unit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerLimit {
     name: Arc<str>,
     algorithm: Algorithm,
     scope: Scope,
     count_failures: bool,
+    cost_header: Option<HeaderName>,
 }
 
 impl ServerLimit {
@@ -112,6 +114,7 @@ impl ServerLimit {
             algorithm,
             scope: Scope::Global,
             count_failures: false,
+            cost_header: None,
         }
     }
 
@@ -177,6 +180,24 @@ impl ServerLimit {
     pub fn count_failures(mut self, yes: bool) -> Self {
         self.count_failures = yes;
         self
+    }
+
+    /// Each request spends the number in its `header` instead of one unit (OpenAI's tokens per
+    /// minute: a request spends its estimated tokens). A request without the header, or with a
+    /// value that is not a whole number, spends one. A concurrency limit ignores it.
+    pub fn cost_from_header(mut self, header: HeaderName) -> Self {
+        self.cost_header = Some(header);
+        self
+    }
+
+    /// The units `headers`' request spends of this limit.
+    fn amount(&self, headers: &http::HeaderMap) -> u64 {
+        self.cost_header
+            .as_ref()
+            .and_then(|name| headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1)
     }
 
     /// The limit's name.
@@ -249,21 +270,21 @@ enum Meter {
 }
 
 impl Meter {
-    fn check(&mut self, now: Instant) -> Result<(), Option<Duration>> {
+    fn check(&mut self, now: Instant, amount: u64) -> Result<(), Option<Duration>> {
         match self {
-            Self::TokenBucket(m) => m.check(now),
-            Self::FixedWindow(m) => m.check(now),
-            Self::SlidingWindow(m) => m.check(now),
+            Self::TokenBucket(m) => m.check(now, amount),
+            Self::FixedWindow(m) => m.check(now, amount),
+            Self::SlidingWindow(m) => m.check(now, amount),
             Self::Concurrency(m) => m.check(),
         }
     }
 
-    /// Spends one request; a concurrency slot is taken only when `admitted`.
-    fn charge(&mut self, now: Instant, admitted: bool) {
+    /// Spends `amount` units; a concurrency slot is taken only when `admitted`.
+    fn charge(&mut self, now: Instant, amount: u64, admitted: bool) {
         match self {
-            Self::TokenBucket(m) => m.charge(now),
-            Self::FixedWindow(m) => m.charge(now),
-            Self::SlidingWindow(m) => m.charge(now),
+            Self::TokenBucket(m) => m.charge(now, amount),
+            Self::FixedWindow(m) => m.charge(now, amount),
+            Self::SlidingWindow(m) => m.charge(now, amount),
             Self::Concurrency(m) => {
                 if admitted {
                     m.acquire();
@@ -315,11 +336,15 @@ impl LimitSet {
         }
     }
 
-    fn applicable(&self, operation: &str, headers: &http::HeaderMap) -> Vec<(usize, String)> {
+    /// The limits that apply to a request: `(index, budget key, units it spends)`.
+    fn applicable(&self, operation: &str, headers: &http::HeaderMap) -> Vec<(usize, String, u64)> {
         self.limits
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| l.key_for(operation, headers).map(|k| (i, k)))
+            .filter_map(|(i, l)| {
+                l.key_for(operation, headers)
+                    .map(|k| (i, k, l.amount(headers)))
+            })
             .collect()
     }
 
@@ -348,8 +373,8 @@ impl LimitSet {
         let applicable = self.applicable(operation, headers);
         let mut exceeded = Vec::with_capacity(applicable.len());
         let mut refused: Option<Option<Duration>> = None;
-        for (index, key) in &applicable {
-            let verdict = self.with_meter(*index, key, now, |m| m.check(now));
+        for (index, key, amount) in &applicable {
+            let verdict = self.with_meter(*index, key, now, |m| m.check(now, *amount));
             let denied = matches!(verdict, Some(Err(_)));
             if let Some(Err(wait)) = verdict {
                 refused = Some(match refused {
@@ -361,10 +386,10 @@ impl LimitSet {
         }
         let admitted = refused.is_none();
         let mut slots = Vec::new();
-        for (index, key) in &applicable {
+        for (index, key, amount) in &applicable {
             let counts = admitted || self.counts_failures(*index);
             if counts {
-                self.with_meter(*index, key, now, |m| m.charge(now, admitted));
+                self.with_meter(*index, key, now, |m| m.charge(now, *amount, admitted));
                 if admitted && self.is_concurrency(*index) {
                     slots.push((*index, key.clone()));
                 }
@@ -387,9 +412,9 @@ impl LimitSet {
         now: Instant,
     ) -> Vec<LimitStatus> {
         let applicable = self.applicable(operation, headers);
-        for (index, key) in &applicable {
+        for (index, key, amount) in &applicable {
             if self.counts_failures(*index) {
-                self.with_meter(*index, key, now, |m| m.charge(now, false));
+                self.with_meter(*index, key, now, |m| m.charge(now, *amount, false));
             }
         }
         let exceeded = vec![false; applicable.len()];
@@ -419,12 +444,12 @@ impl LimitSet {
 
     fn statuses(
         &mut self,
-        applicable: &[(usize, String)],
+        applicable: &[(usize, String, u64)],
         exceeded: &[bool],
         now: Instant,
     ) -> Vec<LimitStatus> {
         let mut out = Vec::with_capacity(applicable.len());
-        for ((index, key), exceeded) in applicable.iter().zip(exceeded) {
+        for ((index, key, _), exceeded) in applicable.iter().zip(exceeded) {
             let Some(name) = self.limits.get(*index).map(|l| l.name.clone()) else {
                 continue;
             };

@@ -34,20 +34,24 @@ impl TokenBucket {
         self.tokens = (self.tokens + elapsed * self.rate_per_sec).min(self.burst);
     }
 
-    /// `Ok` if a token is available, else how long until one is (`None`: never).
-    pub(crate) fn check(&mut self, now: Instant) -> Result<(), Option<Duration>> {
+    /// `Ok` if `amount` tokens are available, else how long until they are (`None`: never,
+    /// as when `amount` is more than the bucket holds).
+    pub(crate) fn check(&mut self, now: Instant, amount: u64) -> Result<(), Option<Duration>> {
         self.refill(now);
-        if self.tokens >= 1.0 {
+        let amount = amount as f64;
+        if self.tokens >= amount {
             Ok(())
+        } else if amount > self.burst {
+            Err(None)
         } else {
-            Err(self.wait_for(1.0))
+            Err(self.wait_for(amount))
         }
     }
 
-    /// Takes a token; a bucket already empty goes into debt, down to `-burst`.
-    pub(crate) fn charge(&mut self, now: Instant) {
+    /// Takes `amount` tokens; a bucket already empty goes into debt, down to `-burst`.
+    pub(crate) fn charge(&mut self, now: Instant, amount: u64) {
         self.refill(now);
-        self.tokens = (self.tokens - 1.0).max(-self.burst);
+        self.tokens = (self.tokens - amount as f64).max(-self.burst);
     }
 
     pub(crate) fn limit(&self) -> u64 {
@@ -87,12 +91,12 @@ mod tests {
         let t0 = ManualClock::new().now();
         let mut bucket = TokenBucket::new(2.0, 3, t0);
         for _ in 0..3 {
-            assert_eq!(bucket.check(t0), Ok(()));
-            bucket.charge(t0);
+            assert_eq!(bucket.check(t0, 1), Ok(()));
+            bucket.charge(t0, 1);
         }
-        assert_eq!(bucket.check(t0), Err(Some(Duration::from_millis(500))));
+        assert_eq!(bucket.check(t0, 1), Err(Some(Duration::from_millis(500))));
         assert_eq!(
-            bucket.check(t0 + Duration::from_millis(500)),
+            bucket.check(t0 + Duration::from_millis(500), 1),
             Ok(()),
             "one token refilled at 2/s"
         );
@@ -103,16 +107,30 @@ mod tests {
         let t0 = ManualClock::new().now();
         let mut bucket = TokenBucket::new(1.0, 2, t0);
         for _ in 0..10 {
-            bucket.charge(t0);
+            bucket.charge(t0, 1);
         }
-        assert_eq!(bucket.check(t0), Err(Some(Duration::from_secs(3))));
+        assert_eq!(bucket.check(t0, 1), Err(Some(Duration::from_secs(3))));
     }
 
     #[test]
     fn a_bucket_without_refill_never_promises_a_token() {
         let t0 = ManualClock::new().now();
         let mut bucket = TokenBucket::new(f64::NAN, 1, t0);
-        bucket.charge(t0);
-        assert_eq!(bucket.check(t0 + Duration::from_secs(3600)), Err(None));
+        bucket.charge(t0, 1);
+        assert_eq!(bucket.check(t0 + Duration::from_secs(3600), 1), Err(None));
+    }
+
+    #[test]
+    fn a_weighted_request_waits_for_its_whole_amount() {
+        let t0 = ManualClock::new().now();
+        let mut bucket = TokenBucket::new(100.0, 1_000, t0);
+        bucket.charge(t0, 900);
+        assert_eq!(bucket.check(t0, 100), Ok(()));
+        assert_eq!(bucket.check(t0, 300), Err(Some(Duration::from_secs(2))));
+        assert_eq!(
+            bucket.check(t0, 1_001),
+            Err(None),
+            "more than the bucket holds"
+        );
     }
 }
