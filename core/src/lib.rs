@@ -20,6 +20,7 @@
 //! | [`stats`] | the article's four numbers, in process |
 //! | [`secret`] | credentials redacted from `Debug`, `Display`, errors and traces |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
+//! | `redis` | feature `redis`: limiter, quota, breaker signal and dedupe shared across processes |
 
 pub mod backoff;
 pub mod breaker;
@@ -32,6 +33,8 @@ pub mod idempotency;
 pub mod limit;
 pub mod provider;
 pub mod quota;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod retry;
 pub mod secret;
 pub mod stats;
