@@ -17,6 +17,8 @@
 //! counted by Redis too, under their own names, but are not round trips; they are printed
 //! separately.) Rates are huge so nothing waits: this measures the admission path.
 
+#![allow(clippy::unwrap_used)] // a bench may fail loudly on setup
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! (started by the test; see `ratewise_testkit::redis`). Real time, generous bounds.
 
 #![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test setup may fail loudly
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //!
 //! Real Redis, real time: the only long test (20 s). Run with `--features redis`.
 
+#![allow(clippy::unwrap_used)] // test setup may fail loudly
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
