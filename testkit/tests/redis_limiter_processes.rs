@@ -90,6 +90,7 @@ fn four_processes_sharing_50_per_second_admit_50_per_second_together() {
     let reports = collect(workers);
     let total: u64 = reports.iter().map(|r| r.admitted).sum();
     let rate = total as f64 / run.as_secs_f64();
+    eprintln!("4 workers admitted {total} in {run:?} = {rate:.2}/s: {reports:?}");
     assert!(
         (rate - 50.0).abs() <= 50.0 * 0.03,
         "aggregate {rate:.2}/s ({total} in {run:?}) is not within 3 % of 50/s: {reports:?}"
@@ -128,6 +129,7 @@ fn workers_report_a_redis_restart_as_errors_and_resume() {
     }
     // 6 s at 50/s less about 1 s of outage, plus the bucket's burst after the restart.
     let total: u64 = reports.iter().map(|r| r.admitted).sum();
+    eprintln!("across the restart: admitted {total}: {reports:?}");
     assert!(
         (200..=260).contains(&total),
         "admitted {total}: {reports:?}"
