@@ -69,6 +69,35 @@ async fn one_worker_seeing_remaining_zero_holds_every_workers_budget_until_the_r
 }
 
 #[tokio::test]
+async fn with_redis_unreachable_the_quota_paces_on_local_state_and_sync_says_why() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = RedisConfig::new(format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_millis(200))
+        .response_timeout(Duration::from_millis(200));
+    let quota = shared_quota(RedisConnection::new(&config).unwrap());
+    let error = quota.sync().await.unwrap_err();
+    assert!(error.is_unreachable(), "{error}");
+    let _ = quota
+        .acquire(&Cost::request(), Duration::ZERO)
+        .await
+        .unwrap();
+    quota.observe(&exhausted_for(Duration::from_secs(5)));
+    let refused = quota
+        .acquire(&Cost::request(), Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.reason,
+        ThrottleReason::QuotaExhausted,
+        "local state still holds"
+    );
+}
+
+#[tokio::test]
 async fn a_shared_reset_never_moves_backwards_and_only_exhaustion_is_published() {
     let server = RedisServer::start();
     let quota = shared_quota(connect(&server, &server.prefix()));

@@ -127,11 +127,13 @@ fn workers_report_a_redis_restart_as_errors_and_resume() {
             "the worker resumed after Redis came back: {reports:?}"
         );
     }
-    // 6 s at 50/s less about 1 s of outage, plus the bucket's burst after the restart.
+    // Never over the shared limit, even across the restart (the new Redis starts with a full
+    // bucket of 1): at most 6 s at 50/s plus two bursts;
+    // and at least 100, as the workers resumed.
     let total: u64 = reports.iter().map(|r| r.admitted).sum();
     eprintln!("across the restart: admitted {total}: {reports:?}");
     assert!(
-        (200..=260).contains(&total),
+        (100..=302).contains(&total),
         "admitted {total}: {reports:?}"
     );
 }
