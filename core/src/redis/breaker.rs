@@ -1,11 +1,4 @@
 //! [`SharedBreakerSignal`]: one process's "open until T" opens every process's breaker.
-//!
-//! When one process's breaker opens (its failure rate tripped, or a server said "nothing until
-//! T"), the others would keep calling the failing upstream until their own windows fill with
-//! failures. The signal publishes the open period to Redis (a key whose time to live is the time
-//! left, only ever extended) and applies what others published with
-//! [`CircuitBreaker::open_until`], which never shortens an open period. Each breaker still probes
-//! on its own when the period ends.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -18,6 +11,13 @@ use crate::clock::{SharedClock, TokioClock};
 /// The shared "open until T" of one upstream's breakers.
 ///
 /// The key is `{prefix}open:{upstream}`. Defaults: [`TokioClock`] (give it the breaker's clock).
+///
+/// When one process's breaker opens (its failure rate tripped, or a server said "nothing until
+/// T"), the others would keep calling the failing upstream until their own windows fill with
+/// failures. The signal publishes the open period to Redis (a key whose time to live is the time
+/// left, only ever extended) and applies what others published with
+/// [`CircuitBreaker::open_until`], which never shortens an open period. Each breaker still probes
+/// on its own when the period ends.
 #[derive(Clone)]
 pub struct SharedBreakerSignal {
     deadline: SharedDeadline,

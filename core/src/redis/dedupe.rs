@@ -1,16 +1,4 @@
 //! [`RedisDedupe`]: the [`DedupeStore`] shared by every process through Redis.
-//!
-//! One key per dedupe key, `{prefix}dedupe:{key}`, holding `p` while claimed and `d` followed by
-//! the record once done, expiring after its time to live:
-//!
-//! * `claim`: a Lua script reads the key and, when absent, sets the pending marker with `PX`:
-//!   atomic, so of two processes claiming one key exactly one sees [`Claim::Fresh`].
-//! * `complete`: `SET` the record with `PX` (overwrites the claim).
-//! * `release`: a Lua script deletes the key only while it is still the pending marker, so a
-//!   late release never erases a completed record.
-//!
-//! Every operation is one round trip. Redis unreachable: a [`DedupeError`] and nothing claimed,
-//! so the caller must not send (at-most-once holds).
 
 use std::time::Duration;
 
@@ -25,6 +13,18 @@ const PENDING: &str = "p";
 const DONE: char = 'd';
 
 /// A [`DedupeStore`] in Redis: claims and records shared by every process.
+///
+/// One key per dedupe key, `{prefix}dedupe:{key}`, holding `p` while claimed and `d` followed by
+/// the record once done, expiring after its time to live:
+///
+/// * `claim`: a Lua script reads the key and, when absent, sets the pending marker with `PX`:
+///   atomic, so of two processes claiming one key exactly one sees [`Claim::Fresh`].
+/// * `complete`: `SET` the record with `PX` (overwrites the claim).
+/// * `release`: a Lua script deletes the key only while it is still the pending marker, so a
+///   late release never erases a completed record.
+///
+/// Every operation is one round trip. Redis unreachable: a [`DedupeError`] and nothing claimed,
+/// so the caller must not send (at-most-once holds).
 #[derive(Clone, Debug)]
 pub struct RedisDedupe {
     redis: RedisConnection,

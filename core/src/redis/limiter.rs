@@ -1,39 +1,4 @@
-//! [`RedisGcraLimiter`]: the token bucket (GCRA) of [`GcraLimiter`](crate::limit::GcraLimiter),
-//! with its state in Redis so every process spends one budget.
-//!
-//! # One round trip per acquire
-//!
-//! The whole decision is one Lua script (see `scripts.rs`): read the theoretical arrival time
-//! (TAT), compare with Redis's `TIME`, and either reserve the caller's slot (advance the TAT) or
-//! refuse. The script returns how long the caller must wait for its reserved slot; the caller
-//! sleeps that long on its own timer (tokio, so virtual time works in tests) and is admitted
-//! without asking again. A wait longer than `max_wait` reserves nothing and is refused at once
-//! with [`ThrottleReason::WouldWait`] and `until`. The semantics are those of the local GCRA:
-//! admitted at `now` when `max(TAT, now) + n·T − burst·T ≤ now`, FIFO by reservation.
-//!
-//! Time is Redis's clock (`TIME` inside the script), so processes on hosts whose clocks disagree
-//! still share one schedule; the wait is a duration, turned into a local deadline on arrival
-//! (the reply's network latency makes a caller wait that much longer: the limiter errs slow).
-//! The emission interval is kept in whole microseconds, rounded up: rates above 1,000,000 units
-//! per second are paced at 1,000,000.
-//!
-//! # `try_acquire` cannot answer
-//!
-//! [`Limiter::try_acquire`] is synchronous and a shared bucket cannot be read without I/O, so it
-//! refuses with [`ThrottleReason::Remote`]. [`CompositeLimiter`](crate::limit::CompositeLimiter)
-//! (and so the upstream pipeline) then calls [`Limiter::acquire`]; call `acquire(cost,
-//! Duration::ZERO)` yourself for a non-waiting check.
-//!
-//! # When Redis is unreachable
-//!
-//! Fail closed by default: `acquire` refuses with [`ThrottleReason::Unavailable`] (nothing spent,
-//! nothing admitted, `until` unknown) and the pipeline surfaces it as a typed
-//! `Error::Throttled`. [`RedisGcraLimiter::fail_open`] instead hands the call to a local limiter
-//! (typically a [`GcraLimiter`](crate::limit::GcraLimiter) with this process's share of the
-//! rate) until Redis answers again. Either way the failure is logged (`warn`, target
-//! `ratewise::redis`) and counted ([`RedisGcraLimiter::unavailable_count`]); the next acquire
-//! tries Redis again, so a restarted Redis is picked up at once. A reservation is made by one
-//! atomic script: a call either spent budget and was told so, or spent nothing.
+//! [`RedisGcraLimiter`]: the token bucket of [`GcraLimiter`](crate::limit::GcraLimiter), in Redis.
 
 use std::fmt;
 use std::sync::Arc;
@@ -80,6 +45,40 @@ pub enum FailurePolicy {
 /// let _permit = limiter.acquire(&Cost::request(), Duration::from_secs(2)).await.unwrap();
 /// # }
 /// ```
+///
+/// # One round trip per acquire
+///
+/// The whole decision is one Lua script (see `scripts.rs`): read the theoretical arrival time
+/// (TAT), compare with Redis's `TIME`, and either reserve the caller's slot (advance the TAT) or
+/// refuse. The script returns how long the caller must wait for its reserved slot; the caller
+/// sleeps that long on its own timer (tokio, so virtual time works in tests) and is admitted
+/// without asking again. A wait longer than `max_wait` reserves nothing and is refused at once
+/// with [`ThrottleReason::WouldWait`] and `until`. The semantics are those of the local GCRA:
+/// admitted at `now` when `max(TAT, now) + n·T − burst·T ≤ now`, FIFO by reservation.
+///
+/// Time is Redis's clock (`TIME` inside the script), so processes on hosts whose clocks disagree
+/// still share one schedule; the wait is a duration, turned into a local deadline on arrival
+/// (the reply's network latency makes a caller wait that much longer: the limiter errs slow).
+/// The emission interval is kept in whole microseconds, rounded up: rates above 1,000,000 units
+/// per second are paced at 1,000,000.
+///
+/// # `try_acquire` cannot answer
+///
+/// [`Limiter::try_acquire`] is synchronous and a shared bucket cannot be read without I/O, so it
+/// refuses with [`ThrottleReason::Remote`]. [`CompositeLimiter`](crate::limit::CompositeLimiter)
+/// (and so the upstream pipeline) then calls [`Limiter::acquire`]; call `acquire(cost,
+/// Duration::ZERO)` yourself for a non-waiting check.
+///
+/// # When Redis is unreachable
+///
+/// Fail closed by default: `acquire` refuses with [`ThrottleReason::Unavailable`] (nothing spent,
+/// nothing admitted, `until` unknown) and the pipeline surfaces it as a typed
+/// `Error::Throttled`. [`RedisGcraLimiter::fail_open`] instead hands the call to a local limiter
+/// (typically a [`GcraLimiter`](crate::limit::GcraLimiter) with this process's share of the
+/// rate) until Redis answers again. Either way the failure is logged (`warn`, target
+/// `ratewise::redis`) and counted ([`RedisGcraLimiter::unavailable_count`]); the next acquire
+/// tries Redis again, so a restarted Redis is picked up at once. A reservation is made by one
+/// atomic script: a call either spent budget and was told so, or spent nothing.
 pub struct RedisGcraLimiter {
     redis: RedisConnection,
     upstream: String,
@@ -286,7 +285,7 @@ impl RedisGcraLimiter {
 
 #[async_trait]
 impl Limiter for RedisGcraLimiter {
-    /// Refuses with [`ThrottleReason::Remote`] (see the [module docs](self)), except for a cost
+    /// Refuses with [`ThrottleReason::Remote`] (see [`RedisGcraLimiter`]), except for a cost
     /// that does not name this budget, which passes freely.
     fn try_acquire(&self, cost: &Cost) -> Result<Permit, Throttled> {
         if cost.amount(&self.budget) == 0 {

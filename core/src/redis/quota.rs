@@ -1,21 +1,4 @@
 //! [`SharedQuota`]: "this budget is exhausted until T", seen by one process, held by all.
-//!
-//! A server that says `remaining: 0` until a reset tells only the process that made the call.
-//! Every other process would spend its next call learning the same thing the hard way (a 429
-//! that GitHub and SendGrid count against the integration). [`SharedQuota`] wraps the local
-//! limiter that paces the budget (a [`QuotaPacer`](crate::limit::QuotaPacer) or a
-//! [`GcraLimiter`](crate::limit::GcraLimiter)): when it observes an exhausted snapshot it
-//! publishes the time left to Redis, and before admitting a call it reads what the other
-//! processes published (at most once per refresh interval, default 250 ms) and feeds it to the
-//! local limiter as a `remaining: 0` snapshot, which holds the budget until then.
-//!
-//! Snapshots never move backwards: the shared deadline is one key whose time to live is the time
-//! left, and publishing only ever extends it (one Lua script). A stale worker reporting an
-//! earlier reset changes nothing.
-//!
-//! When Redis is unreachable the local limiter keeps working on what this process knows; the
-//! failure is logged (`warn`, target `ratewise::redis`). The explicit
-//! [`SharedQuota::publish`] and [`SharedQuota::sync`] return the typed error instead.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +15,23 @@ use crate::limit::{BudgetName, Cost, Feedback, Limiter, Permit, QuotaSnapshot, T
 ///
 /// The key is `{prefix}quota:{upstream}:{credential}:{budget}`. Defaults: credential `default`,
 /// refresh interval 250 ms, [`TokioClock`].
+///
+/// A server that says `remaining: 0` until a reset tells only the process that made the call.
+/// Every other process would spend its next call learning the same thing the hard way (a 429
+/// that GitHub and SendGrid count against the integration). [`SharedQuota`] wraps the local
+/// limiter that paces the budget (a [`QuotaPacer`](crate::limit::QuotaPacer) or a
+/// [`GcraLimiter`](crate::limit::GcraLimiter)): when it observes an exhausted snapshot it
+/// publishes the time left to Redis, and before admitting a call it reads what the other
+/// processes published (at most once per refresh interval, default 250 ms) and feeds it to the
+/// local limiter as a `remaining: 0` snapshot, which holds the budget until then.
+///
+/// Snapshots never move backwards: the shared deadline is one key whose time to live is the time
+/// left, and publishing only ever extends it (one Lua script). A stale worker reporting an
+/// earlier reset changes nothing.
+///
+/// When Redis is unreachable the local limiter keeps working on what this process knows; the
+/// failure is logged (`warn`, target `ratewise::redis`). The explicit
+/// [`SharedQuota::publish`] and [`SharedQuota::sync`] return the typed error instead.
 pub struct SharedQuota {
     inner: Arc<dyn Limiter>,
     budget: BudgetName,
