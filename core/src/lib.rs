@@ -22,6 +22,7 @@
 //! | [`secret`] | credentials redacted from `Debug`, `Display`, errors and traces |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |
 //! | [`queue`] | the rate-limited work queue: job store trait, in-memory store, workers, parks, dead letters |
+//! | `redis` | feature `redis`: limiter, quota, breaker signal and dedupe shared across processes |
 
 pub mod backoff;
 pub mod breaker;
@@ -36,6 +37,8 @@ pub mod options;
 pub mod provider;
 pub mod queue;
 pub mod quota;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod retry;
 pub mod secret;
 pub mod stats;

@@ -62,6 +62,8 @@ mod handler;
 mod idempotency;
 mod ledger;
 pub mod limit;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod server;
 mod transport;
 mod upstream;

@@ -24,7 +24,9 @@
 //! every member is charged at the instant the call is admitted: a call never holds one budget
 //! while it waits for another, and each member's quota holds for the calls as they are sent.
 //! The price: a refund a GCRA member cannot take while callers queue on it is dropped (the
-//! limiter errs slow), and FIFO holds per member rather than across the whole composite. Put the
+//! limiter errs slow), and FIFO holds per member rather than across the whole composite. A member
+//! that answers [`ThrottleReason::Remote`] (a Redis-backed limiter, which cannot decide without a
+//! round trip) is always asked through `acquire`, even with a zero `max_wait`. Put the
 //! budget most likely to make callers wait first (tokens before requests for OpenAI). When
 //! nothing has to wait, `acquire` never reads the clock and allocates nothing but its future.
 
@@ -181,7 +183,10 @@ impl Limiter for CompositeLimiter {
                     held.prefix = next;
                     index = next;
                 }
-                Err(refusal) if waiting_may_help(&refusal) && !max_wait.is_zero() => {
+                Err(refusal)
+                    if refusal.reason == ThrottleReason::Remote
+                        || (waiting_may_help(&refusal) && !max_wait.is_zero()) =>
+                {
                     // Give back what is held, wait on this member alone, then charge the
                     // others again: every charge is taken at the instant the call is admitted.
                     held.release();

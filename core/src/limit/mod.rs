@@ -29,6 +29,13 @@ pub enum ThrottleReason {
     ExceedsCapacity,
     /// The caller waited `max_wait` (a concurrency slot did not free up in time).
     TimedOut,
+    /// The limiter's shared state (Redis) could not be reached, and the limiter is configured to
+    /// refuse rather than guess (fail closed). Nothing was spent; retrying later may succeed.
+    Unavailable,
+    /// The limiter keeps its state elsewhere (Redis) and cannot decide without a round trip:
+    /// `try_acquire` answers this, and [`Limiter::acquire`] (even with a zero `max_wait`) asks.
+    /// [`CompositeLimiter`] forwards such members to `acquire`.
+    Remote,
 }
 
 /// A limiter refused to admit a call: which budget, why, and when capacity returns.
@@ -67,6 +74,8 @@ impl Throttled {
                 "the cost exceeds what this budget can ever admit at once"
             }
             ThrottleReason::TimedOut => "no capacity freed up within the caller's wait",
+            ThrottleReason::Unavailable => "the shared limiter state (Redis) is unreachable",
+            ThrottleReason::Remote => "the limiter decides remotely: call `acquire`",
         };
         format!("throttled on budget `{}`: {what}", self.budget)
     }
@@ -179,7 +188,7 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     }
 }
 
-mod reservation;
+pub(crate) mod reservation;
 mod turnstile;
 
 pub mod adaptive;
