@@ -9,3 +9,8 @@ pub use ratewise_core::*;
 /// The Stripe client: payment intents, customers, refunds, webhooks (feature `stripe`).
 #[cfg(feature = "stripe")]
 pub use ratewise_stripe as stripe;
+
+/// The OpenAI client: chat completions, embeddings, models; RPM and TPM pacing (feature
+/// `openai`).
+#[cfg(feature = "openai")]
+pub use ratewise_openai as openai;

@@ -416,8 +416,10 @@ impl Chat {
         request.stream_options = Some(StreamOptions {
             include_usage: true,
         });
-        let spec = json_spec("/chat/completions", "chat.completions.stream", &request)?
-            .header(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+        let spec = json_spec("/chat/completions", "chat.completions.stream", &request)?.header(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
         let response = self.client.execute(spec).await?;
         Ok(ChatStream::parse(&response.body, response.request_id))
     }
@@ -432,7 +434,10 @@ mod tests {
     fn a_request_serialises_only_what_was_set() {
         let request = CreateChatCompletion::new(
             "gpt-4o-mini",
-            vec![ChatMessage::system("Be brief."), ChatMessage::user("Hi").name("ada")],
+            vec![
+                ChatMessage::system("Be brief."),
+                ChatMessage::user("Hi").name("ada"),
+            ],
         )
         .max_completion_tokens(50)
         .param("response_format", serde_json::json!({"type": "text"}));
@@ -460,8 +465,14 @@ mod tests {
             "service_tier":"default","system_fingerprint":"fp_1"}"#;
         let completion: ChatCompletion = serde_json::from_str(body).unwrap();
         assert_eq!(completion.text(), Some("Hello!"));
-        assert_eq!(completion.choices[0].finish_reason, Some(FinishReason::Stop));
-        assert_eq!(completion.choices[1].message.role, Role::Other("critic".into()));
+        assert_eq!(
+            completion.choices[0].finish_reason,
+            Some(FinishReason::Stop)
+        );
+        assert_eq!(
+            completion.choices[1].message.role,
+            Role::Other("critic".into())
+        );
         assert_eq!(
             completion.choices[1].finish_reason,
             Some(FinishReason::Other("thinking_budget".into()))
@@ -501,7 +512,12 @@ mod tests {
         assert_eq!(chunks.len(), 3);
         assert!(chunks[0].is_ok());
         assert!(matches!(chunks[1], Err(Error::Decode { .. })));
-        let Err(Error::Api { error: Some(api), request_id, .. }) = &chunks[2] else {
+        let Err(Error::Api {
+            error: Some(api),
+            request_id,
+            ..
+        }) = &chunks[2]
+        else {
             panic!("{:?}", chunks[2]);
         };
         assert_eq!(api.message.as_deref(), Some("overloaded"));

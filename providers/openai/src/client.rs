@@ -357,7 +357,10 @@ mod tests {
 
     #[test]
     fn limits_given_up_front_reach_the_provider() {
-        let client = OpenAiClient::builder("sk-x").limits(500, 30_000).build().unwrap();
+        let client = OpenAiClient::builder("sk-x")
+            .limits(500, 30_000)
+            .build()
+            .unwrap();
         assert_eq!(
             client.upstream().provider().limits(),
             Some(Limits::new(500, 30_000))

@@ -127,7 +127,10 @@ mod tests {
             serde_json::to_value(&one).unwrap(),
             serde_json::json!({"model": "text-embedding-3-small", "input": "hello", "dimensions": 256})
         );
-        let batch = CreateEmbedding::new("text-embedding-3-small", vec!["a".to_owned(), "b".to_owned()]);
+        let batch = CreateEmbedding::new(
+            "text-embedding-3-small",
+            vec!["a".to_owned(), "b".to_owned()],
+        );
         assert_eq!(
             serde_json::to_value(&batch).unwrap()["input"],
             serde_json::json!(["a", "b"])

@@ -201,7 +201,10 @@ mod tests {
         assert_eq!(e.to_string(), "openai_error (brand_new)");
         let e = OpenAiError::from_body(br#"{"error":{"code":429,"message":"x"}}"#).unwrap();
         assert_eq!(e.code, Some(ErrorCode::Other("429".into())));
-        let e = OpenAiError::from_body(br#"{"error":{"message":"m","type":null,"code":null,"param":"model"}}"#).unwrap();
+        let e = OpenAiError::from_body(
+            br#"{"error":{"message":"m","type":null,"code":null,"param":"model"}}"#,
+        )
+        .unwrap();
         assert_eq!(e.to_string(), "openai_error: m; param `model`");
         assert!(OpenAiError::from_body(b"<html>502 Bad Gateway</html>").is_none());
     }

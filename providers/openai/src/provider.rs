@@ -202,7 +202,11 @@ impl Provider for OpenAiProvider {
     }
 
     /// 1 request plus `usage.total_tokens`, from a JSON body or the last SSE chunk carrying it.
-    fn actual_cost(&self, _request: &RequestSpec, response: &http::Response<Bytes>) -> Option<Cost> {
+    fn actual_cost(
+        &self,
+        _request: &RequestSpec,
+        response: &http::Response<Bytes>,
+    ) -> Option<Cost> {
         let total = if sse::is_event_stream(response.headers(), response.body()) {
             sse::events(response.body())
                 .filter_map(|data| serde_json::from_str::<Value>(data).ok())

@@ -10,7 +10,9 @@ use http::HeaderMap;
 
 /// The `data` of every event in `body`, in order, up to (not including) `[DONE]`.
 pub fn events(body: &[u8]) -> impl Iterator<Item = &str> {
-    let mut lines = body.split(|b| *b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    let mut lines = body
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
     let mut done = false;
     std::iter::from_fn(move || {
         if done {

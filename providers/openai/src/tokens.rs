@@ -75,7 +75,9 @@ pub fn chat_prompt<'a>(
 /// What a request reserves against the token budget: the larger of the completion allowance
 /// (`max_tokens` × `n`) and the prompt's tokens, as OpenAI documents.
 pub fn request_tokens(prompt_tokens: u64, max_tokens: Option<u64>, n: Option<u64>) -> u64 {
-    let completion = max_tokens.unwrap_or(0).saturating_mul(n.unwrap_or(1).max(1));
+    let completion = max_tokens
+        .unwrap_or(0)
+        .saturating_mul(n.unwrap_or(1).max(1));
     completion.max(prompt_tokens)
 }
 
@@ -123,10 +125,16 @@ mod tests {
         assert_eq!(Encoding::for_model("gpt-4o-mini"), Encoding::O200kBase);
         assert_eq!(Encoding::for_model("gpt-4.1"), Encoding::O200kBase);
         assert_eq!(Encoding::for_model("o3-mini"), Encoding::O200kBase);
-        assert_eq!(Encoding::for_model("ft:gpt-4o-mini:acme::abc"), Encoding::O200kBase);
+        assert_eq!(
+            Encoding::for_model("ft:gpt-4o-mini:acme::abc"),
+            Encoding::O200kBase
+        );
         assert_eq!(Encoding::for_model("gpt-4"), Encoding::Cl100kBase);
         assert_eq!(Encoding::for_model("gpt-3.5-turbo"), Encoding::Cl100kBase);
-        assert_eq!(Encoding::for_model("text-embedding-3-small"), Encoding::Cl100kBase);
+        assert_eq!(
+            Encoding::for_model("text-embedding-3-small"),
+            Encoding::Cl100kBase
+        );
     }
 
     #[test]
@@ -160,10 +168,7 @@ mod tests {
 
     #[test]
     fn chat_prompts_count_framing_per_message_and_the_reply_priming() {
-        let two = chat_prompt(
-            "gpt-4",
-            [("system", "", None), ("user", "", Some("ada"))],
-        );
+        let two = chat_prompt("gpt-4", [("system", "", None), ("user", "", Some("ada"))]);
         let roles = count("gpt-4", "system") + count("gpt-4", "user") + count("gpt-4", "ada");
         assert_eq!(two, 3 + 3 + 3 + 1 + roles);
     }

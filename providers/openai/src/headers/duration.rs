@@ -119,6 +119,44 @@ fn fraction_nanos(fraction: &[u8], unit: u128) -> Option<u128> {
     Some(nanos)
 }
 
+/// Writes `d` as Go's `Duration.String()` does: `0s`, `17ns`, `1.1µs` (micro sign), `12ms`,
+/// `1s`, `6m0s`, `4m12.172s`, `23h18m29.144s`. What the simulator sends; [`parse_reset`] reads
+/// it back exactly.
+pub fn format_go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    if nanos < NANOS_PER_SEC {
+        let (unit, per) = match nanos {
+            0..1_000 => ("ns", 1),
+            1_000..1_000_000 => ("\u{b5}s", 1_000),
+            _ => ("ms", 1_000_000),
+        };
+        return format!("{}{unit}", decimal(nanos, per));
+    }
+    let secs = nanos / NANOS_PER_SEC;
+    let (hours, minutes) = (secs / 3_600, secs / 60 % 60);
+    let seconds = decimal(nanos % (60 * NANOS_PER_SEC), NANOS_PER_SEC);
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}s"),
+        (0, m) => format!("{m}m{seconds}s"),
+        (h, m) => format!("{h}h{m}m{seconds}s"),
+    }
+}
+
+/// `value / per` as a decimal without trailing zeros (`1100 / 1000` is `1.1`).
+fn decimal(value: u128, per: u128) -> String {
+    let whole = value / per;
+    let fraction = value % per;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let width = per.ilog10() as usize;
+    let digits = format!("{fraction:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
 /// An ISO 8601 duration (`PT1M30S`, `PT0.5S`, `P1DT2H`, `P2W`) through the `iso8601` crate.
 ///
 /// Years and months are refused: their length depends on the calendar, and no rate-limit window
@@ -134,9 +172,9 @@ pub fn parse_iso8601(value: &[u8]) -> Option<Duration> {
     }
     let text = std::str::from_utf8(value).ok()?;
     match iso8601::duration(text).ok()? {
-        iso8601::Duration::Weeks(weeks) => {
-            Some(Duration::from_secs(u64::from(weeks).checked_mul(7 * 86_400)?))
-        }
+        iso8601::Duration::Weeks(weeks) => Some(Duration::from_secs(
+            u64::from(weeks).checked_mul(7 * 86_400)?,
+        )),
         iso8601::Duration::YMDHMS {
             year,
             month,
@@ -198,8 +236,26 @@ mod tests {
     #[test]
     fn malformed_resets_are_refused() {
         for text in [
-            "", "3", "-5s", "+5s", "s", ".s", "5x", "5 s", "1s2", "1.2.3s", "5sec", "\u{b5}", "1e3s",
-            "99999999999h", "NaN", "PT", "P1Y", "P1M", "p1s", "PT1Sx",
+            "",
+            "3",
+            "-5s",
+            "+5s",
+            "s",
+            ".s",
+            "5x",
+            "5 s",
+            "1s2",
+            "1.2.3s",
+            "5sec",
+            "\u{b5}",
+            "1e3s",
+            "99999999999h",
+            "NaN",
+            "PT",
+            "P1Y",
+            "P1M",
+            "p1s",
+            "PT1Sx",
         ] {
             assert_eq!(parse_reset(text.as_bytes()), None, "{text:?}");
         }
@@ -225,6 +281,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn durations_are_written_as_go_writes_them() {
+        let cases: &[(u64, &str)] = &[
+            (0, "0s"),
+            (17, "17ns"),
+            (1_100, "1.1\u{b5}s"),
+            (12_000_000, "12ms"),
+            (1_500_000, "1.5ms"),
+            (1_000_000_000, "1s"),
+            (360_000_000_000, "6m0s"),
+            (252_172_000_000, "4m12.172s"),
+            (83_909_144_000_000, "23h18m29.144s"),
+            (3_600_000_000_000, "1h0m0s"),
+        ];
+        for (nanos, text) in cases {
+            assert_eq!(format_go_duration(Duration::from_nanos(*nanos)), *text);
+        }
+    }
+
     proptest! {
         #[test]
         fn the_parser_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
@@ -234,6 +309,12 @@ mod tests {
         #[test]
         fn the_parser_never_panics_on_duration_shaped_text(text in "[-+P]?[0-9.]{0,25}(h|m|s|ms|us|\u{b5}s|\u{3bc}s|ns|T|D|W|S|M|H){0,3}[0-9.]{0,5}") {
             let _ = parse_reset(text.as_bytes());
+        }
+
+        #[test]
+        fn written_durations_read_back_exactly(nanos in any::<u64>()) {
+            let d = Duration::from_nanos(nanos);
+            prop_assert_eq!(parse_reset(format_go_duration(d).as_bytes()), Some(d));
         }
 
         #[test]

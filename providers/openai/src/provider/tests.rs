@@ -120,7 +120,13 @@ fn every_status_body_and_hint_reads_as_documented() {
         ),
         ("408", 408, "", &[], retry(Reason::Timeout, Maybe, None)),
         ("409", 409, "", &[], retry(Reason::Conflict, Maybe, None)),
-        ("500", 500, SERVER_500, &[], retry(Reason::ServerError, Maybe, None)),
+        (
+            "500",
+            500,
+            SERVER_500,
+            &[],
+            retry(Reason::ServerError, Maybe, None),
+        ),
         (
             "503 with retry-after",
             503,
@@ -128,8 +134,20 @@ fn every_status_body_and_hint_reads_as_documented() {
             &[("retry-after", "3")],
             retry(Reason::ServerError, Maybe, ms(3000)),
         ),
-        ("400", 400, INVALID_400, &[], Verdict::fail(Reason::Rejected)),
-        ("401", 401, AUTH_401, &[], Verdict::fail(Reason::Unauthorized)),
+        (
+            "400",
+            400,
+            INVALID_400,
+            &[],
+            Verdict::fail(Reason::Rejected),
+        ),
+        (
+            "401",
+            401,
+            AUTH_401,
+            &[],
+            Verdict::fail(Reason::Unauthorized),
+        ),
         ("403", 403, "", &[], Verdict::fail(Reason::Unauthorized)),
         ("404", 404, "", &[], Verdict::fail(Reason::Rejected)),
         ("422", 422, "", &[], Verdict::fail(Reason::Rejected)),
@@ -163,14 +181,19 @@ fn every_response_reports_both_budgets_429s_included() {
         assert_eq!(inspection.quotas[1].budget, BudgetName::TOKENS);
         assert_eq!(inspection.quotas[1].remaining, 12);
     }
-    assert!(inspect(200, "{}", &[]).quotas.is_empty(), "headers may be absent");
+    assert!(
+        inspect(200, "{}", &[]).quotas.is_empty(),
+        "headers may be absent"
+    );
 }
 
 #[test]
 fn the_request_id_is_read_from_x_request_id() {
     let headers = response(200, "{}", &[("x-request-id", "req_42")]);
     assert_eq!(
-        OpenAiProvider::new().request_id(headers.headers()).as_deref(),
+        OpenAiProvider::new()
+            .request_id(headers.headers())
+            .as_deref(),
         Some("req_42")
     );
 }
@@ -193,7 +216,10 @@ fn a_call_costs_one_request_and_the_tokens_openai_reserves() {
     };
     assert_eq!(chat(serde_json::json!({})), prompt);
     assert_eq!(chat(serde_json::json!({"max_tokens": 500})), 500);
-    assert_eq!(chat(serde_json::json!({"max_completion_tokens": 300, "n": 2})), 600);
+    assert_eq!(
+        chat(serde_json::json!({"max_completion_tokens": 300, "n": 2})),
+        600
+    );
     assert_eq!(chat(serde_json::json!({"max_tokens": 1})), prompt);
     let embed = provider.cost(&post(serde_json::json!({"model": "text-embedding-3-small", "input": ["hello world", "hello world"]})));
     assert_eq!(embed.amount(&BudgetName::REQUESTS), 1);
@@ -201,7 +227,9 @@ fn a_call_costs_one_request_and_the_tokens_openai_reserves() {
         embed.amount(&BudgetName::TOKENS),
         2 * tokens::count("text-embedding-3-small", "hello world")
     );
-    let ids = provider.cost(&post(serde_json::json!({"model": "m", "input": [[1, 2, 3], [4]]})));
+    let ids = provider.cost(&post(
+        serde_json::json!({"model": "m", "input": [[1, 2, 3], [4]]}),
+    ));
     assert_eq!(ids.amount(&BudgetName::TOKENS), 4);
     let list = provider.cost(&RequestSpec::get("/models", "models.list"));
     assert_eq!(list, Cost::request());
@@ -213,7 +241,11 @@ fn a_call_costs_one_request_and_the_tokens_openai_reserves() {
 fn the_actual_cost_is_the_usage_of_a_body_or_of_a_streams_last_chunk() {
     let provider = OpenAiProvider::new();
     let spec = post(serde_json::json!({}));
-    let json = response(200, r#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#, &[]);
+    let json = response(
+        200,
+        r#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#,
+        &[],
+    );
     assert_eq!(
         provider.actual_cost(&spec, &json),
         Some(Cost::request().with(BudgetName::TOKENS, 12))
@@ -246,9 +278,10 @@ fn limits_up_front_add_a_gcra_per_budget_and_learning_starts_conservatively() {
     let known = OpenAiProvider::with_limits(Limits::new(3000, 1_000_000)).limiters(&clock);
     assert_eq!(known.len(), 4);
     // The learning client admits a burst of 5 % of CONSERVATIVE_RPM, then waits.
-    let composite = learning
-        .into_iter()
-        .fold(ratewise_core::limit::CompositeLimiter::new().clock(clock.clone()), |c, l| c.with(l));
+    let composite = learning.into_iter().fold(
+        ratewise_core::limit::CompositeLimiter::new().clock(clock.clone()),
+        |c, l| c.with(l),
+    );
     let admitted = (0..100)
         .take_while(|_| composite.try_acquire(&Cost::request()).is_ok())
         .count();
