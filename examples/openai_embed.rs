@@ -2,7 +2,9 @@
 //!
 //! By default it runs offline, in virtual time, against the testkit's simulated OpenAI
 //! (per-model RPM and TPM buckets that charge failed requests too, OpenAI's headers and 429
-//! bodies): 5,000 texts of 4 to 400 words from 64 workers under 3,000 RPM and 1,000,000 TPM.
+//! bodies): 5,000 texts of 4 to 400 words (about a million tokens) from 64 workers under
+//! 3,000 RPM and 150,000 TPM, scaled down from Tier 1's 1,000,000 TPM for
+//! `text-embedding-3-small` so the run spans minutes instead of fitting in one bucket.
 //! With `--live` it calls the real API with `OPENAI_API_KEY` (keep `--requests` small: it
 //! costs money). The last line says what was achieved: tokens per minute against the limit,
 //! requests sent, 429s and retries.
@@ -19,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ratewise::clock::Clock;
 use ratewise::upstream::CallPolicy;
 use ratewise_openai::sim::{OpenAiDialect, OpenAiHandler};
 use ratewise_openai::{CreateEmbedding, OpenAiClient};
@@ -41,7 +42,7 @@ fn args() -> Result<Args, String> {
         requests: 5_000,
         workers: 64,
         rpm: 3_000,
-        tpm: 1_000_000,
+        tpm: 150_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {

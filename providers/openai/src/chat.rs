@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::OpenAiProvider;
-use crate::client::{Error, OpenAiClient, json_spec};
+use crate::client::{Error, OpenAiClient, invalid, json_spec};
 use crate::error::OpenAiError;
 use crate::sse;
 use crate::wire::wire_enum;
@@ -416,10 +416,12 @@ impl Chat {
         request.stream_options = Some(StreamOptions {
             include_usage: true,
         });
-        let spec = json_spec("/chat/completions", "chat.completions.stream", &request)?.header(
-            header::ACCEPT,
-            HeaderValue::from_static("text/event-stream"),
-        );
+        let spec = json_spec("/chat/completions", "chat.completions.stream", &request)
+            .map_err(invalid)?
+            .header(
+                header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
         let response = self.client.execute(spec).await?;
         Ok(ChatStream::parse(&response.body, response.request_id))
     }

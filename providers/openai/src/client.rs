@@ -155,8 +155,9 @@ impl OpenAiClient {
         operation: &'static str,
         body: &B,
     ) -> Result<T, Error> {
-        let response = self.execute(json_spec(path, operation, body)?).await?;
-        decode(&response)
+        let spec = json_spec(path, operation, body).map_err(invalid)?;
+        let response = self.execute(spec).await?;
+        decode(&response).map_err(|e| undecodable(&response, &e))
     }
 
     /// GETs `path` and decodes the JSON answer.
@@ -166,7 +167,7 @@ impl OpenAiClient {
         operation: &'static str,
     ) -> Result<T, Error> {
         let response = self.execute(RequestSpec::get(path, operation)).await?;
-        decode(&response)
+        decode(&response).map_err(|e| undecodable(&response, &e))
     }
 }
 
@@ -175,17 +176,24 @@ pub(crate) fn json_spec<B: Serialize>(
     path: &str,
     operation: &'static str,
     body: &B,
-) -> Result<RequestSpec, Error> {
-    let bytes = serde_json::to_vec(body)
-        .map_err(|e| Error::invalid_request(OpenAiProvider::NAME, e.to_string()))?;
+) -> Result<RequestSpec, serde_json::Error> {
+    let bytes = serde_json::to_vec(body)?;
     Ok(RequestSpec::post(path, operation).body("application/json", bytes))
 }
 
-/// Decodes a JSON body, keeping the raw body when it does not decode.
-pub(crate) fn decode<T: DeserializeOwned>(response: &Response) -> Result<T, Error> {
-    response
-        .json()
-        .map_err(|e| Error::decode(OpenAiProvider::NAME, &response.body, e.to_string()))
+/// A request body that could not be serialised.
+pub(crate) fn invalid(error: serde_json::Error) -> Error {
+    Error::invalid_request(OpenAiProvider::NAME, error.to_string())
+}
+
+/// Decodes a JSON body.
+fn decode<T: DeserializeOwned>(response: &Response) -> Result<T, serde_json::Error> {
+    response.json()
+}
+
+/// A body that did not decode, kept raw so the reader sees what the server said.
+fn undecodable(response: &Response, error: &serde_json::Error) -> Error {
+    Error::decode(OpenAiProvider::NAME, &response.body, error.to_string())
 }
 
 /// Copies the error's request id into the typed body, so it travels with it.

@@ -219,8 +219,11 @@ async fn cookbook_run(texts: Arc<Vec<String>>) -> Run {
         requests = (requests + max_rpm * elapsed / 60.0).min(max_rpm);
         tokens = (tokens + max_tpm * elapsed / 60.0).min(max_tpm);
         last_update = now;
-        if let Some((i, attempts_left, cost)) = next {
-            if requests >= 1.0 && tokens >= cost {
+        if let Some((i, attempts_left, cost)) = next
+            && requests >= 1.0
+            && tokens >= cost
+        {
+            {
                 requests -= 1.0;
                 tokens -= cost;
                 next = None;
