@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ratewise::upstream::CallPolicy;
-use ratewise_openai::sim::{OpenAiDialect, OpenAiHandler};
+use ratewise_openai::sim::{OpenAiDialect, OpenAiHandler, corpus};
 use ratewise_openai::{CreateEmbedding, OpenAiClient};
 use ratewise_testkit::SimUpstream;
 
@@ -68,30 +68,6 @@ fn args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-/// `count` texts of 4 to 400 words, the same every run.
-fn corpus(count: u64) -> Vec<String> {
-    const WORDS: [&str; 16] = [
-        "rate", "limit", "token", "bucket", "server", "client", "minute", "header", "retry",
-        "budget", "quota", "model", "embed", "vector", "search", "paper",
-    ];
-    let mut state: u64 = 42;
-    let mut next = move |bound: u64| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) % bound
-    };
-    (0..count)
-        .map(|_| {
-            let words = 4 + next(397);
-            (0..words)
-                .map(|_| WORDS.get(next(16) as usize).copied().unwrap_or("rate"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
 }
 
 fn main() -> ExitCode {
@@ -157,7 +133,8 @@ async fn run(args: Args) -> ExitCode {
         }
     };
 
-    let texts = Arc::new(corpus(args.requests));
+    let count = usize::try_from(args.requests).unwrap_or(usize::MAX);
+    let texts = Arc::new(corpus(count, 42));
     let bar = ProgressBar::new(args.requests);
     if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} embeddings, {msg} tokens")
     {

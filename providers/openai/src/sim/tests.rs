@@ -32,30 +32,6 @@ fn client(sim: &SimUpstream) -> crate::OpenAiClientBuilder {
         .seed(3)
 }
 
-/// `count` texts of 4 to 400 words, the same for the same seed.
-fn corpus(count: usize, seed: u64) -> Vec<String> {
-    const WORDS: [&str; 16] = [
-        "rate", "limit", "token", "bucket", "server", "client", "minute", "header", "retry",
-        "budget", "quota", "model", "embed", "vector", "search", "paper",
-    ];
-    let mut state = seed;
-    let mut next = move |bound: u64| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) % bound
-    };
-    (0..count)
-        .map(|_| {
-            let words = 4 + next(397);
-            (0..words)
-                .map(|_| WORDS[next(16) as usize])
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
-
 /// What one batch run achieved, measured on the server.
 #[derive(Debug)]
 struct Run {
