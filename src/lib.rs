@@ -18,3 +18,8 @@ pub use ratewise_twilio as twilio;
 /// (feature `github`).
 #[cfg(feature = "github")]
 pub use ratewise_github as github;
+
+/// The OpenAI client: chat completions, embeddings, models; RPM and TPM pacing (feature
+/// `openai`).
+#[cfg(feature = "openai")]
+pub use ratewise_openai as openai;

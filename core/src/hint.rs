@@ -223,6 +223,27 @@ pub fn parse_epoch_reset(value: &[u8], now: SystemTime) -> Option<Duration> {
     parse_epoch_seconds(value).map(|at| wait_until(at, now))
 }
 
+/// Parses a server's retry decision (`x-should-retry`, `Stripe-Should-Retry`): `true` or
+/// `false`, case-insensitive, surrounding whitespace ignored; anything else is `None`.
+///
+/// ```
+/// use ratewise_core::hint::parse_should_retry;
+///
+/// assert_eq!(parse_should_retry(b" TRUE "), Some(true));
+/// assert_eq!(parse_should_retry(b"false"), Some(false));
+/// assert_eq!(parse_should_retry(b"1"), None);
+/// ```
+pub fn parse_should_retry(value: &[u8]) -> Option<bool> {
+    let value = value.trim_ascii();
+    if value.eq_ignore_ascii_case(b"true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case(b"false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// The bytes of the first `name` header in `headers`, if any; names match case-insensitively.
 ///
 /// The one lookup every hint reader shares, so provider crates read their reset headers the same

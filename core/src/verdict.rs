@@ -165,6 +165,23 @@ impl Verdict {
         }
     }
 
+    /// This verdict overridden by the server's own retry decision (`x-should-retry`,
+    /// `Stripe-Should-Retry`), when it sent one.
+    ///
+    /// `Some(true)` keeps a retry as it is and turns a failure into a retry for
+    /// [`Reason::ServerRequested`]; `Some(false)` keeps a failure as it is and turns a retry into
+    /// a failure for [`Reason::ServerRefused`]; `None` changes nothing. A success stays a success.
+    pub const fn obey_server(self, should_retry: Option<bool>) -> Self {
+        match (should_retry, self) {
+            (None, v)
+            | (_, v @ Verdict::Success)
+            | (Some(true), v @ Verdict::Retry { .. })
+            | (Some(false), v @ Verdict::Fail { .. }) => v,
+            (Some(true), Verdict::Fail { .. }) => Verdict::retry(Reason::ServerRequested),
+            (Some(false), Verdict::Retry { .. }) => Verdict::fail(Reason::ServerRefused),
+        }
+    }
+
     /// The reason, unless this is a success.
     pub const fn reason(&self) -> Option<Reason> {
         match self {
@@ -262,6 +279,24 @@ mod tests {
             Verdict::fail(Reason::Rejected).not_processed(),
             Verdict::fail(Reason::Rejected)
         );
+    }
+
+    #[test]
+    fn the_servers_retry_decision_overrides_the_status_but_never_a_success() {
+        let retry = Verdict::retry(Reason::RateLimited);
+        let fail = Verdict::fail(Reason::Rejected);
+        assert_eq!(retry.obey_server(None), retry);
+        assert_eq!(retry.obey_server(Some(true)), retry);
+        assert_eq!(
+            retry.obey_server(Some(false)),
+            Verdict::fail(Reason::ServerRefused)
+        );
+        assert_eq!(fail.obey_server(Some(false)), fail);
+        assert_eq!(
+            fail.obey_server(Some(true)),
+            Verdict::retry(Reason::ServerRequested)
+        );
+        assert_eq!(Verdict::Success.obey_server(Some(false)), Verdict::Success);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use http::{HeaderMap, HeaderName};
-use ratewise_core::hint::header_bytes;
+use ratewise_core::hint::{header_bytes, parse_should_retry};
 
 /// `Idempotency-Key`: the request header carrying the key (up to 255 characters).
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -32,14 +32,7 @@ pub const STRIPE_SIGNATURE: HeaderName = HeaderName::from_static("stripe-signatu
 /// `Stripe-Should-Retry` as a boolean: `Some(true)`, `Some(false)`, or `None` when absent or
 /// neither word (case-insensitive, surrounding spaces ignored).
 pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
-    let value = header_bytes(headers, &STRIPE_SHOULD_RETRY)?.trim_ascii();
-    if value.eq_ignore_ascii_case(b"true") {
-        Some(true)
-    } else if value.eq_ignore_ascii_case(b"false") {
-        Some(false)
-    } else {
-        None
-    }
+    header_bytes(headers, &STRIPE_SHOULD_RETRY).and_then(parse_should_retry)
 }
 
 /// True when the response is a replay of an earlier request with the same idempotency key

@@ -146,18 +146,6 @@ fn creating_too_quickly(error: &StripeError) -> bool {
         .is_some_and(|m| m.contains("too quickly"))
 }
 
-/// `Stripe-Should-Retry` overrides the status's verdict.
-fn apply_should_retry(verdict: Verdict, should_retry: Option<bool>) -> Verdict {
-    match (should_retry, verdict) {
-        (None, v)
-        | (Some(true), v @ Verdict::Retry { .. })
-        | (Some(false), v @ Verdict::Fail { .. }) => v,
-        (_, Verdict::Success) => Verdict::Success,
-        (Some(true), _) => Verdict::retry(Reason::ServerRequested),
-        (Some(false), _) => Verdict::fail(Reason::ServerRefused),
-    }
-}
-
 impl Provider for StripeProvider {
     const NAME: &'static str = "stripe";
     type ApiError = StripeError;
@@ -168,10 +156,8 @@ impl Provider for StripeProvider {
             return Inspection::new(Verdict::Success);
         }
         let error = StripeError::from_body(response.body());
-        let verdict = apply_should_retry(
-            Self::classify(status, error.as_ref()),
-            headers::should_retry(response.headers()),
-        );
+        let verdict = Self::classify(status, error.as_ref())
+            .obey_server(headers::should_retry(response.headers()));
         let inspection = Inspection::new(verdict);
         match verdict.reason() {
             Some(Reason::RateLimited) => match self.throttle_snapshot(response.headers(), at) {
