@@ -9,3 +9,7 @@ pub use ratewise_core::*;
 /// The Stripe client: payment intents, customers, refunds, webhooks (feature `stripe`).
 #[cfg(feature = "stripe")]
 pub use ratewise_stripe as stripe;
+
+/// The SendGrid client: validated mail sends, campaigns, dedupe (feature `sendgrid`).
+#[cfg(feature = "sendgrid")]
+pub use ratewise_sendgrid as sendgrid;

@@ -125,7 +125,8 @@ impl Campaign {
         let mut recipients = 0usize;
         for (i, envelope) in self.recipients.iter().enumerate() {
             let n = envelope.recipients();
-            let full = i - start >= self.batch_size || recipients.saturating_add(n) > MAX_RECIPIENTS;
+            let full =
+                i - start >= self.batch_size || recipients.saturating_add(n) > MAX_RECIPIENTS;
             if full && i > start {
                 batches.push(self.batch(batches.len(), start..i, recipients));
                 start = i;
@@ -236,7 +237,10 @@ mod tests {
         );
         let small = campaign(singles(25)).batch_size(10).batches();
         assert_eq!(
-            small.iter().map(|b| b.envelopes.clone()).collect::<Vec<_>>(),
+            small
+                .iter()
+                .map(|b| b.envelopes.clone())
+                .collect::<Vec<_>>(),
             vec![0..10, 10..20, 20..25]
         );
     }
@@ -266,7 +270,10 @@ mod tests {
         ])
         .batches();
         assert_eq!(
-            batches.iter().map(|b| b.envelopes.clone()).collect::<Vec<_>>(),
+            batches
+                .iter()
+                .map(|b| b.envelopes.clone())
+                .collect::<Vec<_>>(),
             vec![0..1, 1..2, 2..3]
         );
         assert!(campaign(Vec::new()).batches().is_empty());

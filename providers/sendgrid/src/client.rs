@@ -280,7 +280,10 @@ mod tests {
     fn the_region_picks_the_host_and_an_explicit_base_url_wins() {
         assert_eq!(Region::default().base_url(), "https://api.sendgrid.com");
         assert_eq!(Region::Eu.base_url(), "https://api.eu.sendgrid.com");
-        let eu = SendGridClient::builder("SG.x").region(Region::Eu).build().unwrap();
+        let eu = SendGridClient::builder("SG.x")
+            .region(Region::Eu)
+            .build()
+            .unwrap();
         assert!(format!("{:?}", eu.upstream()).contains("api.eu.sendgrid.com"));
         let proxy = SendGridClient::builder("SG.x")
             .region(Region::Eu)
@@ -297,7 +300,9 @@ mod tests {
             Err(ClientError::InvalidKey)
         ));
         assert!(matches!(
-            SendGridClient::builder("SG.x").base_url("not a url").build(),
+            SendGridClient::builder("SG.x")
+                .base_url("not a url")
+                .build(),
             Err(ClientError::Config(_))
         ));
     }

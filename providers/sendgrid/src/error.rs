@@ -61,11 +61,9 @@ impl SendGridError {
 
     /// True when an error says the account's credits are spent ("Maximum credits exceeded").
     pub fn is_credits_exceeded(&self) -> bool {
-        self.errors.iter().any(|e| {
-            e.message
-                .to_ascii_lowercase()
-                .contains(CREDITS_EXCEEDED)
-        })
+        self.errors
+            .iter()
+            .any(|e| e.message.to_ascii_lowercase().contains(CREDITS_EXCEEDED))
     }
 
     /// The first error's message, if any.
@@ -123,7 +121,10 @@ mod tests {
             br#"{"errors":[{"field":"personalizations.0.to","message":"The to array is required for all personalization objects.","help":"http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.personalizations.to"},{"field":"null","message":"access forbidden","help":{"url":"x"}}],"id":"abc","extra":1}"#,
         )
         .unwrap();
-        assert_eq!(error.errors[0].field.as_deref(), Some("personalizations.0.to"));
+        assert_eq!(
+            error.errors[0].field.as_deref(),
+            Some("personalizations.0.to")
+        );
         assert!(error.errors[0].help.is_some());
         assert_eq!(error.errors[1].field, None);
         assert_eq!(error.id.as_deref(), Some("abc"));

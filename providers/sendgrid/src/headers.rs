@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn the_message_id_is_trimmed_and_empty_ones_are_absent() {
-        let map = headers(&[(MESSAGE_ID, " 14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0 ")]);
+        let map = headers(&[(
+            MESSAGE_ID,
+            " 14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0 ",
+        )]);
         assert_eq!(
             message_id(&map).as_deref(),
             Some("14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0")

@@ -98,7 +98,11 @@ impl SendGridProvider {
     /// The verdict for a non-success status and its body.
     fn classify(status: StatusCode, body: &[u8], error: Option<&SendGridError>) -> Verdict {
         match status.as_u16() {
-            401 if error.map_or_else(|| mentions_credits(body), SendGridError::is_credits_exceeded) => {
+            401 if error.map_or_else(
+                || mentions_credits(body),
+                SendGridError::is_credits_exceeded,
+            ) =>
+            {
                 Verdict::fail(Reason::QuotaExhausted)
             }
             401 | 403 => Verdict::fail(Reason::Unauthorized),
@@ -194,7 +198,8 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     const NOW: u64 = 1_392_815_203;
-    const CREDITS_401: &str = r#"{"errors":[{"field":null,"message":"Maximum credits exceeded","help":null}]}"#;
+    const CREDITS_401: &str =
+        r#"{"errors":[{"field":null,"message":"Maximum credits exceeded","help":null}]}"#;
     const AUTH_401: &str = r#"{"errors":[{"field":null,"message":"The provided authorization grant is invalid, expired, or revoked","help":null}]}"#;
     const FORBIDDEN_403: &str = r#"{"errors":[{"message":"access forbidden","field":"null"}]}"#;
     const INVALID_400: &str = r#"{"errors":[{"message":"The from object must be provided for every email send.","field":"from","help":"http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.from"}]}"#;
@@ -206,7 +211,11 @@ mod tests {
         ManualClock::with_wall(UNIX_EPOCH + Duration::from_secs(NOW)).timestamp()
     }
 
-    fn response(status: u16, body: &str, headers: &[(&'static str, &str)]) -> http::Response<Bytes> {
+    fn response(
+        status: u16,
+        body: &str,
+        headers: &[(&'static str, &str)],
+    ) -> http::Response<Bytes> {
         let mut response = http::Response::new(Bytes::from(body.to_owned()));
         *response.status_mut() = StatusCode::from_u16(status).unwrap();
         for (name, value) in headers {
@@ -256,7 +265,12 @@ mod tests {
         );
         // Even when the body is not valid JSON.
         assert_eq!(
-            inspect(401, "{\"errors\":[{\"message\":\"maximum CREDITS exceeded\"},]", &[]).verdict,
+            inspect(
+                401,
+                "{\"errors\":[{\"message\":\"maximum CREDITS exceeded\"},]",
+                &[]
+            )
+            .verdict,
             Verdict::fail(Reason::QuotaExhausted)
         );
         assert_eq!(
@@ -312,7 +326,10 @@ mod tests {
         let inspection = inspect(
             429,
             DOCUMENTED_429,
-            &[("x-ratelimit-remaining", "7"), ("x-ratelimit-reset", &reset)],
+            &[
+                ("x-ratelimit-remaining", "7"),
+                ("x-ratelimit-reset", &reset),
+            ],
         );
         assert_eq!(inspection.quotas[0].remaining, 0);
     }
@@ -321,7 +338,10 @@ mod tests {
     fn a_429_without_headers_or_with_a_stale_reset_backs_off_and_pauses_the_endpoint() {
         for headers in [
             vec![],
-            vec![("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1000")],
+            vec![
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "1000"),
+            ],
             vec![("x-ratelimit-reset", "soon")],
         ] {
             let inspection = inspect(429, DOCUMENTED_429, &headers);

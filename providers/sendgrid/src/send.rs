@@ -67,7 +67,9 @@ pub enum Error {
     /// SendGrid answered 401 "Maximum credits exceeded": the account's email credits are spent.
     /// Not an authentication problem, and never retried: add credits or wait for the plan to
     /// renew. The request was not processed.
-    #[error("sendgrid: email credits exhausted ({message}); not sent and not retried: add credits or wait for the plan to renew")]
+    #[error(
+        "sendgrid: email credits exhausted ({message}); not sent and not retried: add credits or wait for the plan to renew"
+    )]
     CreditsExhausted {
         /// What SendGrid said.
         message: String,
@@ -77,7 +79,9 @@ pub enum Error {
     /// The dedupe store holds a claim on this key without an outcome: another worker is
     /// sending it, or an earlier send ended ambiguously. Not sent, to avoid a duplicate; look
     /// for the key in the event webhook's `custom_args` to learn whether it was delivered.
-    #[error("sendgrid: a send with idempotency key {key} is in flight or ended ambiguously; not sent again (look for custom_args.{IDEMPOTENCY_ARG}={key} in the event webhook)")]
+    #[error(
+        "sendgrid: a send with idempotency key {key} is in flight or ended ambiguously; not sent again (look for custom_args.{IDEMPOTENCY_ARG}={key} in the event webhook)"
+    )]
     InFlight {
         /// The key.
         key: IdempotencyKey,
@@ -302,7 +306,8 @@ mod tests {
 
     #[test]
     fn refusals_release_and_ambiguous_failures_do_not() {
-        let refused: CallError = CallError::api_undecoded("sendgrid", StatusCode::TOO_MANY_REQUESTS, b"");
+        let refused: CallError =
+            CallError::api_undecoded("sendgrid", StatusCode::TOO_MANY_REQUESTS, b"");
         assert!(certainly_not_processed(&refused, false));
         let connect = CallError::connect("sendgrid", "refused");
         assert!(certainly_not_processed(&connect, true));

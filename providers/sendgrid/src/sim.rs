@@ -250,11 +250,7 @@ impl Handler for SendGridHandler {
         let mail: Mail = match serde_json::from_slice(request.body()) {
             Ok(mail) => mail,
             Err(e) => {
-                return errors(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    &format!("Bad Request: {e}"),
-                );
+                return errors(StatusCode::BAD_REQUEST, None, &format!("Bad Request: {e}"));
             }
         };
         if let Err(invalid) = validate::check(&mail) {

@@ -36,13 +36,17 @@ pub const MAX_CATEGORY_CHARS: usize = 255;
 #[non_exhaustive]
 pub enum InvalidMail {
     /// More than [`MAX_PERSONALIZATIONS`] envelopes.
-    #[error("`personalizations`: {count} envelopes, at most {MAX_PERSONALIZATIONS} per request; split the send")]
+    #[error(
+        "`personalizations`: {count} envelopes, at most {MAX_PERSONALIZATIONS} per request; split the send"
+    )]
     TooManyPersonalizations {
         /// How many there were.
         count: usize,
     },
     /// More than [`MAX_RECIPIENTS`] addresses in total.
-    #[error("`personalizations`: {count} recipients (to + cc + bcc), at most {MAX_RECIPIENTS} per request; split the send")]
+    #[error(
+        "`personalizations`: {count} recipients (to + cc + bcc), at most {MAX_RECIPIENTS} per request; split the send"
+    )]
     TooManyRecipients {
         /// How many there were.
         count: usize,
@@ -72,13 +76,17 @@ pub enum InvalidMail {
         index: usize,
     },
     /// No subject for an envelope, and no template to supply one.
-    #[error("`personalizations.{index}.subject`: no subject here, on the message, or from a template")]
+    #[error(
+        "`personalizations.{index}.subject`: no subject here, on the message, or from a template"
+    )]
     MissingSubject {
         /// The envelope's position.
         index: usize,
     },
     /// Custom arguments of `bytes` bytes, not under [`MAX_CUSTOM_ARGS_BYTES`].
-    #[error("`{field}`: custom arguments take {bytes} bytes, they must stay under {MAX_CUSTOM_ARGS_BYTES}")]
+    #[error(
+        "`{field}`: custom arguments take {bytes} bytes, they must stay under {MAX_CUSTOM_ARGS_BYTES}"
+    )]
     CustomArgsTooLarge {
         /// `custom_args`, or `personalizations.<i>.custom_args` (merged with the message's).
         field: String,
@@ -98,7 +106,9 @@ pub enum InvalidMail {
         index: usize,
     },
     /// A request of `bytes` bytes, not under [`MAX_BYTES`].
-    #[error("the request takes {bytes} bytes, it must stay under {MAX_BYTES} (30 MB); send fewer or smaller attachments")]
+    #[error(
+        "the request takes {bytes} bytes, it must stay under {MAX_BYTES} (30 MB); send fewer or smaller attachments"
+    )]
     TooLarge {
         /// The size of the JSON body.
         bytes: usize,
@@ -130,9 +140,14 @@ impl InvalidMail {
 
 /// Checks `mail` and returns its JSON body, ready to send.
 pub fn encode(mail: &Mail) -> Result<Vec<u8>, InvalidMail> {
+    encode_under(mail, MAX_BYTES)
+}
+
+/// [`encode`] with the size limit as a parameter (so tests need not build 30 MB).
+fn encode_under(mail: &Mail, max_bytes: usize) -> Result<Vec<u8>, InvalidMail> {
     check(mail)?;
     let body = serde_json::to_vec(mail).map_err(|e| InvalidMail::Encode(e.to_string()))?;
-    if body.len() >= MAX_BYTES {
+    if body.len() >= max_bytes {
         return Err(InvalidMail::TooLarge { bytes: body.len() });
     }
     Ok(body)
@@ -165,7 +180,11 @@ pub fn check(mail: &Mail) -> Result<(), InvalidMail> {
         if envelope.to.is_empty() {
             return Err(InvalidMail::MissingTo { index });
         }
-        for (kind, list) in [("to", &envelope.to), ("cc", &envelope.cc), ("bcc", &envelope.bcc)] {
+        for (kind, list) in [
+            ("to", &envelope.to),
+            ("cc", &envelope.cc),
+            ("bcc", &envelope.bcc),
+        ] {
             for (i, address) in list.iter().enumerate() {
                 check_address(&address.email, || {
                     format!("personalizations.{index}.{kind}.{i}.email")
@@ -347,20 +366,26 @@ mod tests {
     }
 
     #[test]
-    fn a_request_of_thirty_megabytes_is_refused_and_just_under_passes() {
-        // Base64 grows bytes by 4/3; aim the JSON body just under and just over the limit.
+    fn a_request_at_the_size_limit_is_refused_and_one_byte_under_passes() {
+        assert_eq!(MAX_BYTES, 30_000_000);
+        const LIMIT: usize = 50_000;
         let base = encode(&mail(1, 1)).unwrap().len();
         let overhead = encode(&mail(1, 1).attachment(Attachment::from_base64("f", "")))
             .unwrap()
             .len()
             - base;
-        let room = MAX_BYTES - base - overhead - 1;
+        let room = LIMIT - base - overhead - 1;
         let fits = mail(1, 1).attachment(Attachment::from_base64("f", "A".repeat(room)));
-        assert_eq!(encode(&fits).unwrap().len(), MAX_BYTES - 1);
-        let over = mail(1, 1).attachment(Attachment::from_base64("f", "A".repeat(room + 1)));
+        assert_eq!(encode_under(&fits, LIMIT).unwrap().len(), LIMIT - 1);
+        let over = mail(1, 1).attachment(Attachment::new("f", &vec![0; room]));
+        assert!(matches!(
+            encode_under(&over, LIMIT),
+            Err(InvalidMail::TooLarge { bytes }) if bytes > LIMIT
+        ));
+        let at = mail(1, 1).attachment(Attachment::from_base64("f", "A".repeat(room + 1)));
         assert_eq!(
-            encode(&over),
-            Err(InvalidMail::TooLarge { bytes: MAX_BYTES })
+            encode_under(&at, LIMIT),
+            Err(InvalidMail::TooLarge { bytes: LIMIT })
         );
     }
 }

@@ -16,9 +16,8 @@ use ratewise_testkit::{Fault, FaultPlan, ServerLimit, SimTransport, SimUpstream}
 
 use super::*;
 use crate::{
-    CallError, ClientBuilder, Content, Error, IdempotencyKey, Mail, MemoryDedupe,
-    Personalization, SendGridClient, SendGridClientBuilder, SendGridError, SendGridLimits,
-    SendGridProvider,
+    CallError, ClientBuilder, Content, Error, IdempotencyKey, Mail, MemoryDedupe, Personalization,
+    SendGridClient, SendGridClientBuilder, SendGridError, SendGridLimits, SendGridProvider,
 };
 
 const MAIL_SEND_OP: &str = "POST /v3/mail/send";
@@ -147,7 +146,11 @@ async fn a_429_waits_for_the_reset_and_the_retry_is_accepted() {
     }
     let client = client(&sim).build().unwrap();
     let started = sim.elapsed();
-    let accepted = client.send_mail(one_mail("a@example.com")).send().await.unwrap();
+    let accepted = client
+        .send_mail(one_mail("a@example.com"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(accepted.attempts, 2);
     assert_eq!(sim.ledger().throttled(), 1, "one 429, then the reset");
     assert!(sim.elapsed() - started >= Duration::from_secs(9));
@@ -207,7 +210,10 @@ async fn spent_credits_stop_the_campaign_at_once_and_report_the_accepted_batches
     assert_eq!(sim.ledger().with_status(StatusCode::UNAUTHORIZED), 1);
     assert_eq!(handler.recipients(), 4_000);
     // The breaker did not count the 401 as an outage.
-    assert_eq!(client.upstream().stats().breaker, ratewise_core::breaker::BreakerState::Closed);
+    assert_eq!(
+        client.upstream().stats().breaker,
+        ratewise_core::breaker::BreakerState::Closed
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -250,7 +256,10 @@ async fn an_invalid_mail_is_refused_before_it_costs_a_request() {
         .subject("s")
         .personalization(Personalization::new("b@example.com"));
     let error = client.send_mail(no_body).send().await.unwrap_err();
-    assert!(matches!(error, Error::Invalid(crate::InvalidMail::NoContent)));
+    assert!(matches!(
+        error,
+        Error::Invalid(crate::InvalidMail::NoContent)
+    ));
     assert_eq!(sim.ledger().requests(), 0);
 }
 
@@ -274,7 +283,10 @@ async fn the_key_goes_in_custom_args_and_counts_against_their_limit() {
     let crowded = one_mail("b@example.com").custom_arg("notes", "x".repeat(9_950));
     let error = client.send_mail(crowded).send().await.unwrap_err();
     assert!(
-        matches!(&error, Error::Invalid(crate::InvalidMail::CustomArgsTooLarge { .. })),
+        matches!(
+            &error,
+            Error::Invalid(crate::InvalidMail::CustomArgsTooLarge { .. })
+        ),
         "{error:?}"
     );
 }
@@ -324,7 +336,10 @@ async fn an_ambiguous_failure_is_not_retried_says_why_and_blocks_the_redelivery(
     assert!(error.to_string().contains("not retried"), "{error}");
     // The email went out once; the redelivered job is refused, not resent.
     let redelivered = send().await.unwrap_err();
-    assert!(matches!(redelivered, Error::InFlight { .. }), "{redelivered:?}");
+    assert!(
+        matches!(redelivered, Error::InFlight { .. }),
+        "{redelivered:?}"
+    );
     assert!(redelivered.to_string().contains("job-77"));
     assert_eq!(sim.ledger().requests(), 1);
     assert_eq!(handler.messages().len(), 1);
@@ -389,7 +404,11 @@ async fn refused_connections_are_retried_because_nothing_was_sent() {
         .dedupe(store.clone())
         .build()
         .unwrap();
-    let accepted = client.send_mail(one_mail("a@example.com")).send().await.unwrap();
+    let accepted = client
+        .send_mail(one_mail("a@example.com"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(accepted.attempts, 3);
     assert_eq!(handler.messages().len(), 1);
     // A call that never reached SendGrid leaves the key free for the next attempt.
@@ -410,7 +429,10 @@ async fn refused_connections_are_retried_because_nothing_was_sent() {
         .send()
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::Call(CallError::Connect { .. })), "{error:?}");
+    assert!(
+        matches!(error, Error::Call(CallError::Connect { .. })),
+        "{error:?}"
+    );
     let retried = client
         .send_mail(one_mail("b@example.com"))
         .idempotency_key(key)
