@@ -32,6 +32,17 @@ fn sim(dialect: SendGridDialect, handler: &Arc<SendGridHandler>, faults: FaultPl
         .build()
 }
 
+/// A SendGrid with headers and unlimited credits, meeting `faults`.
+fn plain(faults: FaultPlan) -> (Arc<SendGridHandler>, SimUpstream) {
+    let handler = Arc::new(SendGridHandler::new());
+    let sim = sim(SendGridDialect::new(), &handler, faults);
+    (handler, sim)
+}
+
+fn store(sim: &SimUpstream) -> Arc<MemoryDedupe> {
+    Arc::new(MemoryDedupe::with_clock(1_000, sim.clock()))
+}
+
 fn client(sim: &SimUpstream) -> SendGridClientBuilder {
     SendGridClient::builder("SG.test")
         .base_url("http://sendgrid.sim")
@@ -64,8 +75,7 @@ fn one_mail(to: &str) -> Mail {
 
 #[tokio::test(start_paused = true)]
 async fn a_ten_thousand_recipient_campaign_in_batches_of_a_thousand_is_accepted_once_each() {
-    let handler = Arc::new(SendGridHandler::new());
-    let sim = sim(SendGridDialect::new(), &handler, FaultPlan::new());
+    let (handler, sim) = plain(FaultPlan::new());
     let client = client(&sim).policy(patient()).build().unwrap();
     let mut progressed = 0;
     let report = client
@@ -134,8 +144,7 @@ async fn without_headers_the_configured_budget_alone_keeps_the_window() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_waits_for_the_reset_and_the_retry_is_accepted() {
-    let handler = Arc::new(SendGridHandler::new());
-    let sim = sim(SendGridDialect::new(), &handler, FaultPlan::new());
+    let (handler, sim) = plain(FaultPlan::new());
     // Another process spent the window: our first request meets the 429.
     let other = sim.transport();
     for _ in 0..10 {
@@ -159,12 +168,8 @@ async fn a_429_waits_for_the_reset_and_the_retry_is_accepted() {
 
 #[tokio::test(start_paused = true)]
 async fn the_documented_429_body_decodes_when_the_caller_allows_no_retry() {
-    let handler = Arc::new(SendGridHandler::new());
-    let sim = sim(
-        SendGridDialect::new(),
-        &handler,
-        FaultPlan::new().request(0, Fault::throttle(Duration::from_secs(3))),
-    );
+    let (handler, sim) =
+        plain(FaultPlan::new().request(0, Fault::throttle(Duration::from_secs(3))));
     let client = client(&sim)
         .policy(CallPolicy::new().max_attempts(1))
         .build()
@@ -243,8 +248,7 @@ async fn a_wrong_key_is_an_auth_error_never_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn an_invalid_mail_is_refused_before_it_costs_a_request() {
-    let handler = Arc::new(SendGridHandler::new());
-    let sim = sim(SendGridDialect::new(), &handler, FaultPlan::new());
+    let (handler, sim) = plain(FaultPlan::new());
     let client = client(&sim).build().unwrap();
     let too_many = template().personalizations(recipients(1_001));
     let error = client.send_mail(too_many).send().await.unwrap_err();
@@ -265,8 +269,7 @@ async fn an_invalid_mail_is_refused_before_it_costs_a_request() {
 
 #[tokio::test(start_paused = true)]
 async fn the_key_goes_in_custom_args_and_counts_against_their_limit() {
-    let handler = Arc::new(SendGridHandler::new());
-    let sim = sim(SendGridDialect::new(), &handler, FaultPlan::new());
+    let (handler, sim) = plain(FaultPlan::new());
     let client = client(&sim).build().unwrap();
     let key = IdempotencyKey::parse("order-6735-confirmation").unwrap();
     client
@@ -293,9 +296,8 @@ async fn the_key_goes_in_custom_args_and_counts_against_their_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn a_queue_redelivery_with_the_same_key_sends_nothing_twice() {
-    let handler = Arc::new(SendGridHandler::new());
-    let sim = sim(SendGridDialect::new(), &handler, FaultPlan::new());
-    let store = Arc::new(MemoryDedupe::with_clock(1_000, sim.clock()));
+    let (handler, sim) = plain(FaultPlan::new());
+    let store = store(&sim);
     let client = client(&sim).dedupe(store).build().unwrap();
     let send = || {
         client
@@ -315,13 +317,8 @@ async fn a_queue_redelivery_with_the_same_key_sends_nothing_twice() {
 
 #[tokio::test(start_paused = true)]
 async fn an_ambiguous_failure_is_not_retried_says_why_and_blocks_the_redelivery() {
-    let handler = Arc::new(SendGridHandler::new());
-    let sim = sim(
-        SendGridDialect::new(),
-        &handler,
-        FaultPlan::new().request(0, Fault::ResetAfterCommit),
-    );
-    let store = Arc::new(MemoryDedupe::with_clock(1_000, sim.clock()));
+    let (handler, sim) = plain(FaultPlan::new().request(0, Fault::ResetAfterCommit));
+    let store = store(&sim);
     let client = client(&sim).dedupe(store).build().unwrap();
     let key = IdempotencyKey::parse("job-77").unwrap();
     let send = || {
@@ -348,10 +345,7 @@ async fn an_ambiguous_failure_is_not_retried_says_why_and_blocks_the_redelivery(
 #[tokio::test(start_paused = true)]
 async fn a_server_error_is_not_retried_by_default_and_is_when_asked() {
     for (retry, requests) in [(false, 1), (true, 2)] {
-        let handler = Arc::new(SendGridHandler::new());
-        let sim = sim(
-            SendGridDialect::new(),
-            &handler,
+        let (handler, sim) = plain(
             FaultPlan::new().request(0, Fault::server_error(StatusCode::INTERNAL_SERVER_ERROR)),
         );
         let client = client(&sim)
@@ -361,6 +355,7 @@ async fn a_server_error_is_not_retried_by_default_and_is_when_asked() {
         let result = client.send_mail(one_mail("a@example.com")).send().await;
         assert_eq!(result.is_ok(), retry, "{result:?}");
         assert_eq!(sim.ledger().requests(), requests);
+        assert_eq!(handler.messages().len(), usize::from(retry));
     }
 }
 
@@ -393,9 +388,8 @@ impl Transport for Refusing {
 
 #[tokio::test(start_paused = true)]
 async fn refused_connections_are_retried_because_nothing_was_sent() {
-    let handler = Arc::new(SendGridHandler::new());
-    let sim = sim(SendGridDialect::new(), &handler, FaultPlan::new());
-    let store = Arc::new(MemoryDedupe::with_clock(1_000, sim.clock()));
+    let (handler, sim) = plain(FaultPlan::new());
+    let store = store(&sim);
     let client = client(&sim)
         .transport(Arc::new(Refusing {
             inner: sim.transport(),
