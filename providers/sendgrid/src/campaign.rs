@@ -78,7 +78,7 @@ impl CampaignReport {
 }
 
 /// A message sent to many envelopes, batch by batch. Built by [`SendGridClient::campaign`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use = "a campaign does nothing until run"]
 pub struct Campaign {
     client: SendGridClient,
@@ -87,6 +87,18 @@ pub struct Campaign {
     recipients: Vec<Personalization>,
     batch_size: usize,
     start_at: usize,
+}
+
+impl std::fmt::Debug for Campaign {
+    /// Addresses and content are left out: they are personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Campaign")
+            .field("id", &self.id)
+            .field("envelopes", &self.recipients.len())
+            .field("batch_size", &self.batch_size)
+            .field("start_at", &self.start_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Campaign {

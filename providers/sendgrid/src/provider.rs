@@ -21,7 +21,7 @@
 //!    before sending are retried (nothing was sent).
 //!
 //! Every response's `X-RateLimit-*` headers, when present, are reported to the endpoint's pacer
-//! (see [`limits`](crate::limits)).
+//! (see [`limits`]).
 
 use std::sync::Arc;
 use std::time::Duration;

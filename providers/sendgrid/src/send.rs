@@ -174,11 +174,21 @@ pub struct Accepted {
 
 /// One `POST /v3/mail/send`, ready to send.
 #[must_use = "a send does nothing until `.send()` is awaited"]
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SendMail {
     client: SendGridClient,
     mail: Mail,
     key: Option<IdempotencyKey>,
+}
+
+impl std::fmt::Debug for SendMail {
+    /// Addresses and content are left out: they are personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendMail")
+            .field("recipients", &self.mail.recipients())
+            .field("idempotency_key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SendMail {

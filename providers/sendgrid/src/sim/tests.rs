@@ -189,6 +189,7 @@ async fn the_documented_429_body_decodes_when_the_caller_allows_no_retry() {
     );
     assert!(error.is_retryable());
     assert!(!error.is_ambiguous());
+    assert!(handler.messages().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -265,6 +266,7 @@ async fn an_invalid_mail_is_refused_before_it_costs_a_request() {
         Error::Invalid(crate::InvalidMail::NoContent)
     ));
     assert_eq!(sim.ledger().requests(), 0);
+    assert!(handler.messages().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -435,4 +437,20 @@ async fn refused_connections_are_retried_because_nothing_was_sent() {
         .unwrap();
     assert!(!retried.deduplicated);
     assert_eq!(handler.messages().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_campaign_resumes_at_the_batch_it_stopped_at_without_resending_earlier_ones() {
+    let (handler, sim) = plain(FaultPlan::new());
+    let client = client(&sim).policy(patient()).build().unwrap();
+    let campaign = client.campaign("winter", template(), recipients(3_000));
+    assert!(
+        !format!("{campaign:?}").contains("reader"),
+        "no addresses in Debug"
+    );
+    let report = campaign.start_at(2).run().await;
+    assert_eq!(report.accepted_batches(), vec![2]);
+    assert!(!report.is_complete());
+    assert_eq!(handler.recipients(), 1_000);
+    assert_eq!(sim.ledger().requests(), 1);
 }
