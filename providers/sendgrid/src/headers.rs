@@ -9,7 +9,7 @@
 
 use http::{HeaderMap, HeaderName};
 use ratewise_core::clock::Timestamp;
-use ratewise_core::hint::{header_bytes, parse_epoch_seconds};
+use ratewise_core::hint::{header_bytes, header_u64, parse_epoch_seconds};
 use ratewise_core::quota::{BudgetName, QuotaSnapshot};
 
 /// `X-RateLimit-Limit`: the endpoint's requests per refresh period.
@@ -21,15 +21,6 @@ pub const RATE_LIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-re
 /// `X-Message-Id`: the id of a message accepted by `/v3/mail/send` (202).
 pub const MESSAGE_ID: HeaderName = HeaderName::from_static("x-message-id");
 
-/// A header's value as a non-negative integer (surrounding spaces ignored).
-fn number(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
-    std::str::from_utf8(header_bytes(headers, name)?)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The quota the `X-RateLimit-*` headers report, as a snapshot of `budget`; `None` unless both
 /// `X-RateLimit-Remaining` and a readable `X-RateLimit-Reset` are present (the limit is optional).
 pub fn quota_snapshot(
@@ -37,10 +28,10 @@ pub fn quota_snapshot(
     budget: BudgetName,
     at: Timestamp,
 ) -> Option<QuotaSnapshot> {
-    let remaining = number(headers, &RATE_LIMIT_REMAINING)?;
+    let remaining = header_u64(headers, &RATE_LIMIT_REMAINING)?;
     let reset = parse_epoch_seconds(header_bytes(headers, &RATE_LIMIT_RESET)?)?;
     let snapshot = QuotaSnapshot::new(budget, remaining, at.instant_at(reset), at.instant);
-    Some(match number(headers, &RATE_LIMIT_LIMIT) {
+    Some(match header_u64(headers, &RATE_LIMIT_LIMIT) {
         Some(limit) => snapshot.with_limit(limit),
         None => snapshot,
     })
