@@ -23,3 +23,7 @@ pub use ratewise_github as github;
 /// `openai`).
 #[cfg(feature = "openai")]
 pub use ratewise_openai as openai;
+
+/// The SendGrid client: validated mail sends, campaigns, dedupe (feature `sendgrid`).
+#[cfg(feature = "sendgrid")]
+pub use ratewise_sendgrid as sendgrid;

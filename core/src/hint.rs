@@ -253,6 +253,29 @@ pub fn header_bytes<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&[u
     headers.get(name).map(http::HeaderValue::as_bytes)
 }
 
+/// The first `name` header as a non-negative integer (`X-RateLimit-Remaining: 499`), if it is
+/// one: surrounding whitespace is ignored; a negative, fractional, non-UTF-8 or absent value is
+/// `None`. The count readers of `X-RateLimit-Limit`/`-Remaining` share.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use ratewise_core::hint::header_u64;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-ratelimit-remaining", HeaderValue::from_static(" 499 "));
+/// headers.insert("x-ratelimit-limit", HeaderValue::from_static("-1"));
+/// assert_eq!(header_u64(&headers, "x-ratelimit-remaining"), Some(499));
+/// assert_eq!(header_u64(&headers, "x-ratelimit-limit"), None);
+/// assert_eq!(header_u64(&headers, "x-ratelimit-reset"), None);
+/// ```
+pub fn header_u64<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<u64> {
+    std::str::from_utf8(header_bytes(headers, name)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The wait from `now` until `at`: zero once `at` is past.
 fn wait_until(at: SystemTime, now: SystemTime) -> Duration {
     at.duration_since(now).unwrap_or(Duration::ZERO)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
 use ratewise_core::clock::{SharedClock, Timestamp};
-use ratewise_core::hint::{Hint, header_bytes, parse_epoch_seconds};
+use ratewise_core::hint::{Hint, header_bytes, header_u64, parse_epoch_seconds};
 use ratewise_core::limit::{Limiter, QuotaPacer};
 use ratewise_core::provider::Provider;
 use ratewise_core::quota::{BudgetName, QuotaSnapshot};
@@ -76,17 +76,9 @@ static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-fn number(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
-    std::str::from_utf8(header_bytes(headers, name)?)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The `X-RateLimit-*` snapshot of the `requests` budget, if the headers carry one.
 pub fn rate_limit_snapshot(headers: &HeaderMap, at: Timestamp) -> Option<QuotaSnapshot> {
-    let remaining = number(headers, &REMAINING)?;
+    let remaining = header_u64(headers, &REMAINING)?;
     let reset = parse_epoch_seconds(header_bytes(headers, &RESET)?)?;
     let snapshot = QuotaSnapshot::new(
         BudgetName::REQUESTS,
@@ -94,7 +86,7 @@ pub fn rate_limit_snapshot(headers: &HeaderMap, at: Timestamp) -> Option<QuotaSn
         at.instant_at(reset),
         at.instant,
     );
-    Some(match number(headers, &LIMIT) {
+    Some(match header_u64(headers, &LIMIT) {
         Some(limit) => snapshot.with_limit(limit),
         None => snapshot,
     })

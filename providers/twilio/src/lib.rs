@@ -79,3 +79,8 @@ pub use request::{Error, Meta, Request, is_queue_full};
 pub use sender::SenderType;
 /// UUIDs, for [`Request::idempotency_key_for`] namespaces.
 pub use uuid::Uuid;
+
+/// The dedupe store shared by every process through Redis (feature `redis`): pass it to the
+/// client builder's `.dedupe(..)` so a redelivered job is never sent twice by any worker.
+#[cfg(feature = "redis")]
+pub use ratewise_core::redis::RedisDedupe;
