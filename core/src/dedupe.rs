@@ -224,6 +224,94 @@ impl DedupeStore for MemoryDedupe {
     }
 }
 
+/// What [`Deliveries::begin`] found for one delivery of a webhook event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The first delivery of this id: handle it, then call [`Deliveries::handled`] (or
+    /// [`Deliveries::failed`] so the provider's retry is handled afresh).
+    First,
+    /// A redelivery of an event already handled: answer 2xx without handling it again.
+    Duplicate,
+    /// A redelivery while the first is still being handled (or its handler died): answer with
+    /// an error status so the provider retries later.
+    InProgress,
+}
+
+/// Webhook redelivery dedupe over any [`DedupeStore`]: Stripe event ids, Twilio's
+/// `I-Twilio-Idempotency-Token`. With [`MemoryDedupe`] it holds in one process; with the Redis
+/// store (feature `redis`) every process behind the load balancer agrees.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ratewise_core::dedupe::{Deliveries, Delivery, MemoryDedupe};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let events = Deliveries::new(Arc::new(MemoryDedupe::default()), "stripe.event:");
+/// assert_eq!(events.begin("evt_1").await.unwrap(), Delivery::First);
+/// events.handled("evt_1").await.unwrap();
+/// assert_eq!(events.begin("evt_1").await.unwrap(), Delivery::Duplicate);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Deliveries {
+    store: Arc<dyn DedupeStore>,
+    namespace: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliveries")
+            .field("namespace", &self.namespace)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deliveries {
+    /// Dedupe through `store`, keys prefixed with `namespace`, remembered for
+    /// [`DEFAULT_DEDUPE_TTL`].
+    pub fn new(store: Arc<dyn DedupeStore>, namespace: impl Into<String>) -> Self {
+        Self {
+            store,
+            namespace: namespace.into(),
+            ttl: DEFAULT_DEDUPE_TTL,
+        }
+    }
+
+    /// How long an id is remembered (default 24 h).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}{id}", self.namespace)
+    }
+
+    /// Claims the delivery of `id`.
+    pub async fn begin(&self, id: &str) -> Result<Delivery, DedupeError> {
+        Ok(match self.store.claim(&self.key(id), self.ttl).await? {
+            Claim::Fresh => Delivery::First,
+            Claim::Done(_) => Delivery::Duplicate,
+            Claim::Pending => Delivery::InProgress,
+        })
+    }
+
+    /// Records that `id` was handled: its redeliveries are duplicates.
+    pub async fn handled(&self, id: &str) -> Result<(), DedupeError> {
+        self.store
+            .complete(&self.key(id), "handled", self.ttl)
+            .await
+    }
+
+    /// Forgets `id`: the handler failed, so the provider's retry is handled afresh.
+    pub async fn failed(&self, id: &str) -> Result<(), DedupeError> {
+        self.store.release(&self.key(id)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +364,18 @@ mod tests {
         }
         assert!(store.lock().order.len() <= 16);
         assert_eq!(store.claim_now("d", TTL), Claim::Done("999".into()));
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_first_once_in_progress_while_handled_and_retried_after_a_failure() {
+        let events = Deliveries::new(Arc::new(MemoryDedupe::default()), "ev:");
+        assert_eq!(events.begin("a").await.unwrap(), Delivery::First);
+        assert_eq!(events.begin("a").await.unwrap(), Delivery::InProgress);
+        events.failed("a").await.unwrap();
+        assert_eq!(events.begin("a").await.unwrap(), Delivery::First);
+        events.handled("a").await.unwrap();
+        assert_eq!(events.begin("a").await.unwrap(), Delivery::Duplicate);
+        assert_eq!(events.begin("b").await.unwrap(), Delivery::First);
     }
 
     #[tokio::test]

@@ -31,6 +31,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use ratewise_core::clock::{Clock, SharedClock, TokioClock};
+use ratewise_core::dedupe::{DedupeStore, Deliveries};
 use ratewise_core::secret::Secret;
 use serde::Deserialize;
 use sha2::Sha256;
@@ -291,8 +292,8 @@ fn hex(text: &str) -> Option<Vec<u8>> {
 ///
 /// In memory and bounded (default 10,000 ids; the oldest is forgotten first): enough for
 /// Stripe's retries of recent deliveries in one process. Several processes, or restarts, need
-/// a shared store (the event id as a unique key in your database). Cheap to clone; clones
-/// share the memory.
+/// a shared store: [`event_deliveries`] over Redis (or the event id as a unique key in your
+/// database). Cheap to clone; clones share the memory.
 #[derive(Clone, Debug)]
 pub struct EventDedupe {
     capacity: usize,
@@ -364,6 +365,27 @@ impl EventDedupe {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Event-id dedupe shared by every process: the core's [`Deliveries`] over `store`, keys
+/// prefixed `stripe.event:`. Pass `RedisDedupe` (feature `redis` of `ratewise-core`) so that
+/// Stripe's redelivery of an event to another instance behind the load balancer is recognised;
+/// [`EventDedupe`] is the synchronous in-process alternative.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ratewise_core::dedupe::{Delivery, MemoryDedupe};
+/// use ratewise_stripe::webhook::event_deliveries;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let events = event_deliveries(Arc::new(MemoryDedupe::default()));
+/// assert_eq!(events.begin("evt_1").await.unwrap(), Delivery::First);
+/// events.handled("evt_1").await.unwrap();
+/// assert_eq!(events.begin("evt_1").await.unwrap(), Delivery::Duplicate);
+/// # }
+/// ```
+pub fn event_deliveries(store: Arc<dyn DedupeStore>) -> Deliveries {
+    Deliveries::new(store, "stripe.event:")
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, Uri};
-use ratewise_core::dedupe::{Claim, DEFAULT_DEDUPE_TTL, DedupeError, DedupeStore};
+use ratewise_core::dedupe::{DedupeError, DedupeStore, Deliveries, Delivery as Seen};
 use ratewise_core::secret::Secret;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
@@ -188,19 +188,11 @@ pub enum Delivery {
     Untracked,
 }
 
-/// Dedupes Twilio's webhook retries by `I-Twilio-Idempotency-Token`.
-#[derive(Clone)]
+/// Dedupes Twilio's webhook retries by `I-Twilio-Idempotency-Token`: the core's
+/// [`Deliveries`] keyed by that header.
+#[derive(Clone, Debug)]
 pub struct WebhookDedupe {
-    store: Arc<dyn DedupeStore>,
-    ttl: Duration,
-}
-
-impl std::fmt::Debug for WebhookDedupe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookDedupe")
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
-    }
+    deliveries: Deliveries,
 }
 
 /// The prefix of webhook tokens in the store (apart from create keys).
@@ -210,14 +202,13 @@ impl WebhookDedupe {
     /// Dedupe through `store`, remembering tokens for 24 hours.
     pub fn new(store: Arc<dyn DedupeStore>) -> Self {
         Self {
-            store,
-            ttl: DEFAULT_DEDUPE_TTL,
+            deliveries: Deliveries::new(store, TOKEN_PREFIX),
         }
     }
 
     /// How long a token is remembered (default 24 h; Twilio retries within seconds).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.deliveries = self.deliveries.ttl(ttl);
         self
     }
 
@@ -226,23 +217,21 @@ impl WebhookDedupe {
         let Some(token) = idempotency_token(headers) else {
             return Ok(Delivery::Untracked);
         };
-        let key = format!("{TOKEN_PREFIX}{token}");
-        Ok(match self.store.claim(&key, self.ttl).await? {
-            Claim::Fresh => Delivery::First(token.to_owned()),
-            Claim::Done(_) => Delivery::Duplicate,
+        Ok(match self.deliveries.begin(token).await? {
+            Seen::First => Delivery::First(token.to_owned()),
+            Seen::Duplicate => Delivery::Duplicate,
             _ => Delivery::InProgress,
         })
     }
 
     /// Records that the delivery with `token` was handled: its retries are duplicates.
     pub async fn handled(&self, token: &str) -> Result<(), DedupeError> {
-        let key = format!("{TOKEN_PREFIX}{token}");
-        self.store.complete(&key, "handled", self.ttl).await
+        self.deliveries.handled(token).await
     }
 
     /// Forgets `token`: the handler failed, so Twilio's retry is handled afresh.
     pub async fn failed(&self, token: &str) -> Result<(), DedupeError> {
-        self.store.release(&format!("{TOKEN_PREFIX}{token}")).await
+        self.deliveries.failed(token).await
     }
 }
 
