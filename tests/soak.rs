@@ -417,10 +417,13 @@ mod openai {
         )
         .await;
 
-        let ledger = sim.ledger();
+        // Repeats of a success (a retry after a reset) are allowed: an embedding changes
+        // nothing on the server.
+        let answered = sim.ledger().side_effects("POST /v1/embeddings");
         assert!(
-            handler.stats().requests >= report.successes() as u64,
-            "every success was answered by the server"
+            answered >= report.successes() as u64 && handler.stats().requests >= answered,
+            "every success was answered by the handler: {answered} answered, {} ok",
+            report.successes()
         );
         assert!(
             !report.errors.contains_key("Ambiguous"),
@@ -512,9 +515,11 @@ mod github {
             "the repository holds every success and every ambiguous commit, once"
         );
         assert!(ambiguous > 0, "some failures were ambiguous commits");
-        // Each secondary-limit refusal pauses content creation for at least a minute (GitHub's
-        // rule, which the client follows) and the callers wait at most a minute: a third
-        // of the creates is what a caller sees under this much throttling.
+        // A third, not four fifths: a secondary-limit refusal pauses creates for at least a
+        // minute (GitHub's rule, which the client follows), and when the breaker half-opens its
+        // one probe may be the call waiting out that pause, so for up to a minute every other
+        // call fails fast with CircuitOpen ("retry after 1s"). Measured: 3,731 ok, 5,331
+        // CircuitOpen, most of them started while half-open.
         assert_soaked("github", &report, &sim, CALLS * 3 / 10);
     }
 }
