@@ -274,7 +274,6 @@ fn is_open(breaker: &ratewise_core::breaker::CircuitBreaker) -> bool {
 #[cfg(feature = "stripe")]
 mod stripe {
     use super::*;
-    use ratewise_core::upstream::CallPolicy;
     use ratewise_stripe::sim::{StripeDialect, StripeHandler};
     use ratewise_stripe::{ClientBuilder, CreatePaymentIntent, StripeClient};
     use ratewise_testkit::SimUpstream;
@@ -292,23 +291,14 @@ mod stripe {
             .transport(Arc::new(sim.transport()))
             .clock(sim.clock())
             .seed(21)
-            .policy(
-                CallPolicy::new()
-                    .attempt_timeout(ATTEMPT_TIMEOUT)
-                    .max_wait(Duration::from_secs(60)),
-            )
+            .policy(soak_policy())
             .build()
             .unwrap();
         let breaker_client = client.clone();
         let report = soak(
             sim.clock(),
             Keys::Carried,
-            move || {
-                matches!(
-                    breaker_client.upstream().breaker().state(),
-                    ratewise_core::breaker::BreakerState::Open { .. }
-                )
-            },
+            move || is_open(breaker_client.upstream().breaker()),
             move |i, key| {
                 let client = client.clone();
                 async move {
@@ -335,33 +325,7 @@ mod stripe {
             }
         }
         assert_eq!(ledger.duplicates(), 0);
-        eprintln!(
-            "stripe soak: {} ok, errors {:?}, {} requests, statuses {:?}, {} resets, {} fast failures while open, {:?} virtual",
-            report.successes(),
-            report.errors,
-            ledger.requests(),
-            ledger.statuses(),
-            ledger.resets(),
-            report.fast_failures_while_open,
-            sim.elapsed(),
-        );
-        assert!(ledger.resets() > 100, "resets fired: {}", ledger.resets());
-        assert!(
-            ledger.throttled() > 100,
-            "429s fired: {}",
-            ledger.throttled()
-        );
-        assert!(
-            report.fast_failures_while_open > 0,
-            "the outage opened the breaker: {:?}",
-            report.errors
-        );
-        assert!(
-            report.successes() >= CALLS * 8 / 10,
-            "{} of {CALLS} succeeded; errors {:?}",
-            report.successes(),
-            report.errors
-        );
+        assert_soaked("stripe", &report, &sim, CALLS * 8 / 10);
     }
 }
 
