@@ -227,7 +227,8 @@ impl<T: DeserializeOwned> Request<T> {
                     format!(
                         "idempotency key {key}: an earlier send is in flight or its outcome was ambiguous; not sent again, a retry could send a duplicate {what}"
                     ),
-                ));
+                )
+                .with_idempotency_key(Some(key)));
             }
             Err(error) => {
                 return Err(Error::connect(NAME, format!("{error}; nothing was sent")));
