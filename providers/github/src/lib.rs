@@ -77,6 +77,7 @@ pub use list::{Listing, Page, Pages};
 pub use provider::GitHubProvider;
 pub use pulls::{Branch, PullRequest, Pulls};
 pub use rate_limit::{RateLimitOverview, RateLimits, ResourceLimit};
+pub use ratewise_core::idempotency::IdempotencyKey;
 pub use ratewise_core::options::ClientBuilder;
 pub use ratewise_core::secret::Secret;
 pub use repos::{Repos, Repository};

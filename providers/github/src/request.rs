@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 
 use bytes::Bytes;
 use http::Method;
+use ratewise_core::idempotency::IdempotencyKey;
 use ratewise_core::provider::{Provider, RequestSpec};
 use serde::de::DeserializeOwned;
 
@@ -57,6 +58,7 @@ pub struct Request<T> {
     body: Option<Result<Bytes, String>>,
     operation: &'static str,
     conditional: bool,
+    key: Option<IdempotencyKey>,
     out: PhantomData<fn() -> T>,
 }
 
@@ -70,6 +72,7 @@ impl<T> Clone for Request<T> {
             body: self.body.clone(),
             operation: self.operation,
             conditional: self.conditional,
+            key: self.key.clone(),
             out: PhantomData,
         }
     }
@@ -103,6 +106,7 @@ impl<T: DeserializeOwned> Request<T> {
             body: None,
             operation,
             conditional: true,
+            key: None,
             out: PhantomData,
         }
     }
@@ -124,6 +128,15 @@ impl<T: DeserializeOwned> Request<T> {
     pub fn query(mut self, name: &str, value: impl ToString) -> Self {
         self.query.retain(|(n, _)| n != name);
         self.query.push((name.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Tags the call with `key`: every error of the call carries it
+    /// ([`Error::idempotency_key`](ratewise_core::error::Error::idempotency_key)). GitHub reads
+    /// no idempotency key, so nothing is sent and a create is still not retried after an
+    /// ambiguous failure; the key only names the call in errors and logs.
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.key = Some(key);
         self
     }
 
@@ -160,6 +173,9 @@ impl<T: DeserializeOwned> Request<T> {
         if let Some(body) = self.body {
             let body = body.map_err(|message| Error::invalid_request(name, message))?;
             spec = spec.body(JSON, body);
+        }
+        if let Some(key) = &self.key {
+            spec = spec.idempotency_key(key.clone());
         }
         let sent = self.client.send(spec, self.conditional).await?;
         let response = sent.response;

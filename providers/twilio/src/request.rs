@@ -227,7 +227,8 @@ impl<T: DeserializeOwned> Request<T> {
                     format!(
                         "idempotency key {key}: an earlier send is in flight or its outcome was ambiguous; not sent again, a retry could send a duplicate {what}"
                     ),
-                ));
+                )
+                .with_idempotency_key(Some(key)));
             }
             Err(error) => {
                 return Err(Error::connect(NAME, format!("{error}; nothing was sent")));
@@ -277,6 +278,11 @@ impl<T: DeserializeOwned> Request<T> {
         if let Some(cost) = self.cost {
             spec = spec.cost(cost);
         }
+        // Twilio reads no key, so the pipeline sends none; on the spec it only makes every
+        // error of the call carry it.
+        if let Some(key) = &self.key {
+            spec = spec.idempotency_key(key.clone());
+        }
         let upstream = self.client.upstream();
         match upstream.execute(spec).await {
             Ok(response) => {
@@ -317,7 +323,8 @@ impl<T: DeserializeOwned> Request<T> {
                     format!(
                         "{message}; Twilio has no idempotency key for this create, so a retry could send a duplicate {what}"
                     ),
-                ))
+                )
+                .with_idempotency_key(self.key))
             }
             Err(error) => Err(error),
         }

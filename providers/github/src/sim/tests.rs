@@ -377,14 +377,21 @@ async fn an_ambiguous_create_is_not_retried_and_says_a_retry_could_duplicate() {
     ] {
         let sim = upstream(&repo(), FaultPlan::new().request(0, fault));
         let client = builder(&sim).build().unwrap();
+        let key = crate::IdempotencyKey::new();
         let error = client
             .issues(OWNER, REPO)
             .create(CreateIssue::new("maybe twice"))
+            .idempotency_key(key.clone())
             .send()
             .await
             .unwrap_err();
         assert!(matches!(error, Error::Ambiguous { .. }), "{error:?}");
         assert!(error.to_string().contains("could duplicate"), "{error}");
+        assert_eq!(
+            error.idempotency_key(),
+            Some(&key),
+            "the error names its call"
+        );
         assert_eq!(sim.ledger().requests(), 1);
     }
     // The same fault on a read is retried: a GET is safe to repeat.

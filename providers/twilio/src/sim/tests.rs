@@ -306,14 +306,20 @@ async fn a_redelivered_job_with_the_same_key_never_sends_twice() {
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Ambiguous { .. }), "{error}");
+    assert_eq!(
+        error.idempotency_key(),
+        Some(&other),
+        "the error names its call"
+    );
     let error = client
         .messages()
         .create(sms2())
-        .idempotency_key(other)
+        .idempotency_key(other.clone())
         .send()
         .await
         .unwrap_err();
     assert!(error.to_string().contains("order-2-shipped"), "{error}");
+    assert_eq!(error.idempotency_key(), Some(&other));
     assert_eq!(handler.sent().len(), 2, "sent once despite two deliveries");
     assert_eq!(sim.ledger().duplicates(), 0);
 }
