@@ -479,12 +479,11 @@ mod github {
             "the repository holds every success and every ambiguous commit, once"
         );
         assert!(ambiguous > 0, "some failures were ambiguous commits");
-        // A third, not four fifths: a secondary-limit refusal pauses creates for at least a
-        // minute (GitHub's rule, which the client follows), and when the breaker half-opens its
-        // one probe may be the call waiting out that pause, so for up to a minute every other
-        // call fails fast with CircuitOpen ("retry after 1s"). Measured: 3,731 ok, 5,331
-        // CircuitOpen, most of them started while half-open.
-        assert_soaked("github", &report, &sim, CALLS * 3 / 10);
+        // Creates pause at least a minute after a secondary-limit refusal (GitHub's rule), so
+        // fewer succeed than elsewhere. Before the pipeline took the breaker's permit after the
+        // limiters, a half-open probe waiting out that pause failed every other call fast for
+        // the minute: 3,731 ok and 5,331 CircuitOpen; now 8,040 ok and 374 CircuitOpen.
+        assert_soaked("github", &report, &sim, CALLS * 7 / 10);
     }
 }
 

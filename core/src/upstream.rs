@@ -2,10 +2,11 @@
 //!
 //! Every attempt goes through the same steps, in this order (DESIGN §4):
 //!
-//! 1. **breaker** — [`CircuitBreaker::admit`]: open means fail fast with
-//!    [`Error::CircuitOpen`], no waiting, no request;
+//! 1. **breaker** — open means fail fast with [`Error::CircuitOpen`], no waiting, no request;
 //! 2. **limiters** — the call's [`Cost`](crate::quota::Cost) is acquired from every limiter at once, waiting at most
 //!    `max_wait` (and never past the deadline), else [`Error::Throttled`] saying until when;
+//!    then [`CircuitBreaker::admit`] takes the breaker's permit (a half-open probe slot is
+//!    never held while its call waits on a limiter; refused there, the charge is given back);
 //! 3. **send** — through the [`Transport`], with the idempotency key (minted once, before the
 //!    first attempt) and a per-attempt timeout;
 //! 4. **inspect** — the provider reads the response into a [`Verdict`] and quota snapshots;
@@ -41,7 +42,7 @@ use crate::clock::{SharedClock, TokioClock};
 use crate::error::Error;
 use crate::hint::Clamp;
 use crate::idempotency::IdempotencyKey;
-use crate::limit::{CompositeLimiter, Feedback, Limiter};
+use crate::limit::{CompositeLimiter, Cost, Feedback, Limiter};
 use crate::provider::{Provider, RequestSpec};
 use crate::secret::{Secret, scrub};
 use crate::stats::{Counters, Stats};
@@ -329,15 +330,12 @@ impl<P: Provider> Upstream<P> {
             *attempts += 1;
             let attempt = *attempts;
 
-            // 1. The breaker: fail fast while open.
-            let permit = match inner.breaker.admit() {
-                Ok(permit) => permit,
-                Err(open) => {
-                    inner.counters.breaker_rejection();
-                    *attempts -= 1;
-                    return Err(Error::circuit_open(P::NAME, open.until, clock.now()));
-                }
-            };
+            // 1. The breaker: fail fast while open, before waiting on any limiter.
+            if let BreakerState::Open { until } = inner.breaker.state() {
+                inner.counters.breaker_rejection();
+                *attempts -= 1;
+                return Err(Error::circuit_open(P::NAME, until, clock.now()));
+            }
 
             // 2. The limiters: pace, waiting at most max_wait and never past the deadline.
             let before = clock.now();
@@ -345,7 +343,6 @@ impl<P: Provider> Upstream<P> {
             let held = match inner.limiter.acquire(&cost, max_wait).await {
                 Ok(held) => held,
                 Err(throttled) => {
-                    permit.record(Outcome::Ignored);
                     *attempts -= 1;
                     return Err(Error::throttled(P::NAME, throttled, clock.now()));
                 }
@@ -356,7 +353,23 @@ impl<P: Provider> Upstream<P> {
                 emit::throttle_wait(P::NAME, "all", waited);
             }
 
-            // 3. Send, under the per-attempt timeout (never past the deadline).
+            // 3. The breaker's permit, taken only now that the call can be sent: a half-open
+            // probe slot is never held while its call waits on a limiter (a probe paced for a
+            // minute would otherwise fail every other caller fast for that minute). Refused
+            // here (the breaker opened, or another caller holds the probe slot): the limiters'
+            // charge is given back.
+            let permit = match inner.breaker.admit() {
+                Ok(permit) => permit,
+                Err(open) => {
+                    inner.limiter.reconcile(&cost, &Cost::none());
+                    drop(held);
+                    inner.counters.breaker_rejection();
+                    *attempts -= 1;
+                    return Err(Error::circuit_open(P::NAME, open.until, clock.now()));
+                }
+            };
+
+            // 4. Send, under the per-attempt timeout (never past the deadline).
             let timeout = bounded(policy.attempt_timeout, deadline, clock.now());
             if timeout.is_zero() {
                 permit.record(Outcome::Ignored);
@@ -367,7 +380,7 @@ impl<P: Provider> Upstream<P> {
             let at = clock.timestamp();
             drop(held);
 
-            // 4–6. Inspect, observe, record.
+            // 5–7. Inspect, observe, record.
             let (after, reason, processing, error) = match sent {
                 Ok(response) => {
                     let status = response.status();
