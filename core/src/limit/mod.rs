@@ -189,6 +189,7 @@ pub trait Limiter: Send + Sync + fmt::Debug {
 }
 
 pub(crate) mod reservation;
+mod rolling;
 mod turnstile;
 
 pub mod adaptive;
