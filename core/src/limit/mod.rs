@@ -198,6 +198,7 @@ pub mod concurrency;
 pub mod fixed_window;
 pub mod gcra;
 pub mod keyed;
+pub mod learned_concurrency;
 pub mod pacer;
 pub mod sliding_window;
 
@@ -207,5 +208,6 @@ pub use concurrency::ConcurrencyLimiter;
 pub use fixed_window::FixedWindowLimiter;
 pub use gcra::{GcraLimiter, Rate};
 pub use keyed::KeyedLimiter;
+pub use learned_concurrency::LearnedConcurrencyLimiter;
 pub use pacer::QuotaPacer;
 pub use sliding_window::SlidingWindowLimiter;

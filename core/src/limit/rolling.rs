@@ -92,7 +92,9 @@ impl RollingLog {
 
     /// When everything spent has come back: the rolling budget's reset.
     pub(crate) fn whole_at(&self, now: Instant) -> Instant {
-        self.entries.back().map_or(now, |(back, _)| (*back).max(now))
+        self.entries
+            .back()
+            .map_or(now, |(back, _)| (*back).max(now))
     }
 
     /// The window length.
