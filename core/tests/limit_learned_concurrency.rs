@@ -86,3 +86,14 @@ async fn a_waiting_caller_gets_the_slot_a_finished_call_frees() {
     );
     drop(held);
 }
+
+#[test]
+fn a_throttle_with_a_hint_is_left_to_the_hint() {
+    let limiter = LearnedConcurrencyLimiter::new();
+    let mut held = fill(&limiter);
+    drop(held.pop());
+    limiter.feedback(Feedback::ThrottledWithHint);
+    assert!(!limiter.has_learned());
+    assert_eq!(limiter.ceiling(), LearnedConcurrencyLimiter::INITIAL);
+    drop(held);
+}

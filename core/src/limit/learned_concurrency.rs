@@ -11,12 +11,16 @@
 //!   [`LearnedConcurrencyLimiter::INITIAL`] and grows by one per accepted call that used at least
 //!   half of it (doubling every round trip while the callers fill it), so 1,000 callers starting
 //!   together do not all land on a server that holds 20.
-//! * **On a throttle** ([`Feedback::Throttled`]), the ceiling drops to the number of other calls
+//! * **On a throttle without a hint** ([`Feedback::Throttled`]), the ceiling drops to the number of other calls
 //!   that were in flight when the throttled call was admitted (at least one), and growth slows.
 //! * **Probing.** After a throttle the ceiling grows by one per
 //!   [`LearnedConcurrencyLimiter::PROBE_ROUNDS`] × ceiling accepted calls that used it: one
 //!   throttled probe every few dozen round trips, so a raised limit is found and the probes cost
 //!   a small share of requests.
+//!
+//! A throttle that came with a wait ([`Feedback::ThrottledWithHint`]: `Retry-After`, an
+//! exhausted quota's reset) is a rate or quota limit the hint already handles; it teaches
+//! nothing about calls in flight and leaves the ceiling alone.
 //!
 //! Calls wait in arrival order; a cancelled waiter gives back its place. The permit holds the
 //! slot until it is dropped, and the pipeline drops it before it reports the response, so the
@@ -156,6 +160,10 @@ impl Limiter for LearnedConcurrencyLimiter {
             let Some(others) = s.released.take() else {
                 return;
             };
+            if matches!(feedback, Feedback::ThrottledWithHint) {
+                // The server said when: a rate or quota limit, not a count in flight.
+                return;
+            }
             if matches!(feedback, Feedback::Throttled) {
                 s.ceiling = s.ceiling.min(others.max(1));
                 s.throttled = true;
