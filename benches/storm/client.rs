@@ -57,6 +57,14 @@ impl Client {
                         clock,
                         seed,
                     )),
+                    // The API documents its sliding window ("100 in any trailing second"),
+                    // as the OpenAI client is configured with its tier.
+                    Kind::SlidingWindow => Client::Ratewise(pipeline(
+                        GenericProvider::new().rolling_window(Duration::from_secs(1)),
+                        transport,
+                        clock,
+                        seed,
+                    )),
                     _ => Client::Ratewise(pipeline(GenericProvider::new(), transport, clock, seed)),
                 };
             }

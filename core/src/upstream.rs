@@ -391,10 +391,12 @@ impl<P: Provider> Upstream<P> {
                         emit::quota_remaining(P::NAME, quota.budget.as_str(), quota.remaining);
                     }
                     let throttled = inspection.verdict.reason() == Some(Reason::RateLimited);
-                    inner.limiter.feedback(if throttled {
-                        Feedback::Throttled
-                    } else {
-                        Feedback::Accepted
+                    let hinted =
+                        matches!(inspection.verdict, Verdict::Retry { after: Some(_), .. });
+                    inner.limiter.feedback(match (throttled, hinted) {
+                        (false, _) => Feedback::Accepted,
+                        (true, false) => Feedback::Throttled,
+                        (true, true) => Feedback::ThrottledWithHint,
                     });
                     permit.record_call(&CallOutcome::Status(status));
                     match inspection.verdict {

@@ -575,3 +575,85 @@ async fn a_small_caller_never_overtakes_a_big_one_that_arrived_first() {
     }
     assert_eq!(*order.lock().unwrap(), ["big", "small"]);
 }
+
+#[test]
+fn a_rolling_budget_admits_again_as_each_unit_comes_back_not_at_the_reset() {
+    let clock = ManualClock::new();
+    let pacer = QuotaPacer::new(BudgetName::REQUESTS)
+        .rolling(SEC)
+        .clock(clock.shared());
+    let start = clock.now();
+    // The server: 10 per trailing second, 9 left after the first call, whole again in 1 s.
+    assert!(pacer.try_acquire(&Cost::request()).is_ok());
+    pacer.observe(&requests(9, start + SEC, start).with_limit(10));
+    for _ in 0..9 {
+        assert!(pacer.try_acquire(&Cost::request()).is_ok());
+    }
+    let refused = pacer.try_acquire(&Cost::request()).unwrap_err();
+    assert_eq!(refused.reason, ThrottleReason::QuotaExhausted);
+    assert_eq!(
+        refused.until,
+        Some(start + SEC),
+        "the first unit comes back"
+    );
+    // At full use the server says "nothing left, whole again in a second": a fixed-window
+    // reading would wait for that; the rolling one admits as units come back.
+    clock.advance(SEC);
+    pacer.observe(&requests(0, clock.now() + SEC, clock.now()).with_limit(10));
+    let per_step = greedy(&pacer, &clock, Duration::from_millis(100), 3 * SEC);
+    assert_eq!(
+        per_step.len(),
+        30,
+        "10 per second, at the limit: {per_step:?}"
+    );
+}
+
+#[test]
+fn a_rolling_budget_spent_by_another_client_waits_for_the_reset() {
+    let clock = ManualClock::new();
+    let pacer = QuotaPacer::new(BudgetName::REQUESTS)
+        .rolling(10 * SEC)
+        .clock(clock.shared());
+    let now = clock.now();
+    assert!(pacer.try_acquire(&Cost::request()).is_ok());
+    clock.advance(2 * SEC);
+    // 10 per 10 s; we spent 1, yet the server says 4 left: 5 are someone else's, back by 6 s.
+    let at = clock.now();
+    pacer.observe(&requests(4, now + 6 * SEC, at).with_limit(10));
+    assert_eq!(pacer.remaining(), Some(4));
+    for _ in 0..4 {
+        assert!(pacer.try_acquire(&Cost::request()).is_ok());
+    }
+    let refused = pacer.try_acquire(&Cost::request()).unwrap_err();
+    assert_eq!(refused.until, Some(now + 6 * SEC));
+    clock.advance(4 * SEC);
+    assert_eq!(
+        pacer.remaining(),
+        Some(5),
+        "the other client's units came back"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rolling_budget_holds_a_waiting_caller_until_a_unit_comes_back() {
+    let clock = TokioClock::shared();
+    let pacer = QuotaPacer::new(BudgetName::REQUESTS)
+        .rolling(SEC)
+        .initial(2, SEC)
+        .clock(Arc::clone(&clock));
+    let start = clock.now();
+    let _a = pacer.acquire(&Cost::request(), SEC).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _b = pacer.acquire(&Cost::request(), SEC).await.unwrap();
+    let _c = pacer.acquire(&Cost::request(), SEC).await.unwrap();
+    assert_eq!(
+        clock.now() - start,
+        SEC,
+        "the first unit came back one window later"
+    );
+    let refused = pacer
+        .acquire(&Cost::request(), Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.until, Some(start + Duration::from_millis(1300)));
+}

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
 use ratewise_core::clock::{SharedClock, Timestamp};
 use ratewise_core::hint::{Hint, header_bytes, header_u64, parse_epoch_seconds};
-use ratewise_core::limit::{Limiter, QuotaPacer};
+use ratewise_core::limit::{LearnedConcurrencyLimiter, Limiter, QuotaPacer};
 use ratewise_core::provider::Provider;
 use ratewise_core::quota::{BudgetName, QuotaSnapshot};
 use ratewise_core::verdict::{Inspection, Verdict};
@@ -39,11 +39,15 @@ struct Envelope {
 ///
 /// Its default limiter is a [`QuotaPacer`] on `requests` that learns the budget from the
 /// headers, with [discovery](QuotaPacer::discovery): before the first answer one call goes
-/// first and the others wait for it (at most [`GenericProvider::DISCOVERY_WAIT`]). The idempotency header is `Idempotency-Key` unless built
-/// [`without_idempotency`](Self::without_idempotency).
+/// first and the others wait for it (at most [`GenericProvider::DISCOVERY_WAIT`]). Beside it, a
+/// [`LearnedConcurrencyLimiter`] finds a limit on calls in flight that the server enforces
+/// without announcing it (429s with no hint, as Twilio's concurrency limit): slow start from 10
+/// in flight, the ceiling set by the first throttle. The idempotency header is
+/// `Idempotency-Key` unless built [`without_idempotency`](Self::without_idempotency).
 #[derive(Clone, Debug)]
 pub struct GenericProvider {
     idempotency_header: Option<HeaderName>,
+    rolling: Option<std::time::Duration>,
 }
 
 impl GenericProvider {
@@ -54,6 +58,7 @@ impl GenericProvider {
     pub fn new() -> Self {
         Self {
             idempotency_header: Some(HeaderName::from_static("idempotency-key")),
+            rolling: None,
         }
     }
 
@@ -62,7 +67,19 @@ impl GenericProvider {
     pub fn without_idempotency() -> Self {
         Self {
             idempotency_header: None,
+            rolling: None,
         }
+    }
+
+    /// Reads `X-RateLimit-*` as a rolling window of `window` ("`limit` in any trailing
+    /// `window`", as the API documents it): the pacer logs its admissions and admits while the
+    /// trailing window has room, rather than spreading what is left to the reset, which is the
+    /// full replenishment and about a window away at any rate
+    /// ([`QuotaPacer::rolling`]). The headers alone cannot tell: at full use a rolling window
+    /// and a fixed one near its end both say "little left, reset within a window".
+    pub fn rolling_window(mut self, window: std::time::Duration) -> Self {
+        self.rolling = Some(window);
+        self
     }
 }
 
@@ -118,11 +135,17 @@ impl Provider for GenericProvider {
     }
 
     fn default_limiters(&self, clock: &SharedClock) -> Vec<Arc<dyn Limiter>> {
-        vec![Arc::new(
-            QuotaPacer::new(BudgetName::REQUESTS)
-                .discovery(Self::DISCOVERY_WAIT)
-                .clock(Arc::clone(clock)),
-        )]
+        let pacer = QuotaPacer::new(BudgetName::REQUESTS)
+            .discovery(Self::DISCOVERY_WAIT)
+            .clock(Arc::clone(clock));
+        let pacer = match self.rolling {
+            Some(window) => pacer.rolling(window),
+            None => pacer,
+        };
+        vec![
+            Arc::new(pacer),
+            Arc::new(LearnedConcurrencyLimiter::new().clock(Arc::clone(clock))),
+        ]
     }
 
     fn decode_error(&self, _status: StatusCode, body: &[u8]) -> Option<GenericError> {

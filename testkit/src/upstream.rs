@@ -373,6 +373,7 @@ impl SimUpstream {
                         remaining: 0,
                         reset_after: Duration::ZERO,
                         exceeded: true,
+                        in_flight: false,
                     };
                     (Decision::Throttle { retry_after: None }, vec![refusal])
                 }

@@ -67,6 +67,55 @@ async fn every_response_carries_the_quota_headers() {
     assert_eq!(ok.headers()["x-ratelimit-reset"], (WALL + 60).to_string());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_concurrency_limit_announces_no_quota_and_no_wait() {
+    let upstream = SimUpstream::builder()
+        .limit(ServerLimit::concurrency(1))
+        .clock(clock())
+        .latency(Duration::from_millis(100))
+        .build();
+    let transport = upstream.transport();
+    let (first, second) = tokio::join!(transport.send(post(), LONG), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        transport.send(post(), LONG).await
+    });
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    for response in [&first, &second] {
+        for name in [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ] {
+            assert!(
+                !response.headers().contains_key(name),
+                "{name} on a concurrency limit"
+            );
+        }
+    }
+    assert!(!second.headers().contains_key("retry-after"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sliding_window_resets_when_its_newest_request_leaves_it() {
+    let upstream = SimUpstream::builder()
+        .limit(ServerLimit::sliding_window(5, Duration::from_secs(60)))
+        .clock(clock())
+        .latency(Duration::ZERO)
+        .build();
+    let transport = upstream.transport();
+    transport.send(post(), LONG).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let later = transport.send(post(), LONG).await.unwrap();
+    assert_eq!(later.headers()["x-ratelimit-remaining"], "3");
+    assert_eq!(
+        later.headers()["x-ratelimit-reset"],
+        (WALL + 90).to_string(),
+        "whole again when the request just made expires, not the first one"
+    );
+}
+
 /// A provider-style dialect: its own throttle status, header names and side-effect rule.
 #[derive(Debug)]
 struct Teapot;

@@ -122,7 +122,9 @@ async fn a_thousand_jobs_through_a_429_storm_each_complete_once_with_one_key() {
         );
         rerun += usize::from(given.len() > 1);
     }
-    assert!(rerun > 100, "many jobs ran more than once: {rerun}");
+    // About 7 % of requests draw a throttle or a reset after commit, besides the storm's parks:
+    // on the order of 100 jobs rerun, the exact count depending on the order requests go out.
+    assert!(rerun > 50, "many jobs ran more than once: {rerun}");
     // The storm lasted a minute and parks spend no attempt: nothing was near max_attempts.
     assert!(stats.attempts < u64::from(JOBS) * 3, "{stats:?}");
 }

@@ -341,7 +341,7 @@ impl Limiter for AdaptiveLimiter {
 
     fn feedback(&self, feedback: Feedback) {
         let now = self.clock.now();
-        let throttled = matches!(feedback, Feedback::Throttled);
+        let throttled = matches!(feedback, Feedback::Throttled | Feedback::ThrottledWithHint);
         self.line.update(|s| {
             let t = s.seconds(now);
             s.rate.update(t, throttled);

@@ -151,8 +151,13 @@ impl fmt::Debug for Permit {
 pub enum Feedback {
     /// The server accepted the call (any response that is not a throttle signal).
     Accepted,
-    /// The server throttled the call (a 429, or the provider's equivalent).
+    /// The server throttled the call (a 429, or the provider's equivalent) without saying when
+    /// to come back: a load signal a client has to learn from.
     Throttled,
+    /// The server throttled the call and said when to come back (`Retry-After`, or an exhausted
+    /// quota's reset): adaptive rate limiters slow down as for [`Feedback::Throttled`]; limiters
+    /// that learn an unannounced limit ([`LearnedConcurrencyLimiter`]) leave it to the hint.
+    ThrottledWithHint,
 }
 
 /// A client-side limiter: admits calls by their [`Cost`], learns from server snapshots.
@@ -174,7 +179,8 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     }
 
     /// Tells the limiter whether the server throttled a call. Adaptive limiters slow down on
-    /// [`Feedback::Throttled`] and recover on [`Feedback::Accepted`]; others ignore it.
+    /// [`Feedback::Throttled`] (and [`Feedback::ThrottledWithHint`]) and recover on
+    /// [`Feedback::Accepted`]; others ignore it.
     fn feedback(&self, feedback: Feedback) {
         let _ = feedback;
     }
@@ -189,6 +195,7 @@ pub trait Limiter: Send + Sync + fmt::Debug {
 }
 
 pub(crate) mod reservation;
+mod rolling;
 mod turnstile;
 
 pub mod adaptive;
@@ -197,6 +204,7 @@ pub mod concurrency;
 pub mod fixed_window;
 pub mod gcra;
 pub mod keyed;
+pub mod learned_concurrency;
 pub mod pacer;
 pub mod sliding_window;
 
@@ -206,5 +214,6 @@ pub use concurrency::ConcurrencyLimiter;
 pub use fixed_window::FixedWindowLimiter;
 pub use gcra::{GcraLimiter, Rate};
 pub use keyed::KeyedLimiter;
+pub use learned_concurrency::LearnedConcurrencyLimiter;
 pub use pacer::QuotaPacer;
 pub use sliding_window::SlidingWindowLimiter;

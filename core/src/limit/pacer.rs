@@ -73,6 +73,19 @@
 //!   bound of the window, exact for GitHub's hour once a fresh window's first call is seen).
 //!   With no known limit or length the pacer admits freely again until the next snapshot.
 //!
+//! # Rolling budgets
+//!
+//! A rolling (sliding) window gives each unit back one window after it was spent, so its
+//! `reset` is when it is fully replenished: at full use the server reports little left and a
+//! reset about a window away, at any rate. Spread to that reset, what is left would settle at
+//! half the limit. With [`QuotaPacer::rolling`] the pacer reads the budget as what it is: it
+//! logs its admissions, admits while the units spent in the trailing window stay within the
+//! limit (learned from snapshots, else the initial one), and otherwise waits until enough come
+//! back. A snapshot reporting less left than the log explains (another client spending the same
+//! budget) is logged as units that come back at its reset; only units back for longer than the
+//! same-window tolerance are forgotten, so a response in flight while units came back is not
+//! mistaken for another client. Before the limit is known, discovery applies as above.
+//!
 //! `reconcile` corrects the local estimate once the real cost is known (OpenAI tokens reserved
 //! on `max_tokens`, refunded by what the completion did not use); a full refund also gives back
 //! the call's place in the pacing schedule. Permits hold nothing: quota is spent on admission.
@@ -96,6 +109,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::rolling::RollingLog;
 use super::turnstile::{Admission, Hold, Turnstile, later};
 use super::{
     BudgetName, Cost, Feedback, Limiter, Permit, QuotaSnapshot, ThrottleReason, Throttled,
@@ -162,6 +176,17 @@ impl QuotaPacer {
         self
     }
 
+    /// Reads the budget as a rolling window of `window`: a unit comes back one `window` after it
+    /// was admitted, and the snapshots' `reset` is when the budget is fully replenished (see
+    /// [Rolling budgets](self#rolling-budgets)). Default: a fixed window per `reset`. For servers
+    /// that document "`limit` in any trailing `window`" (GitHub's secondary limits, sliding-log
+    /// limiters).
+    pub fn rolling(self, window: Duration) -> Self {
+        self.line
+            .inspect(|s| s.rolling = (!window.is_zero()).then(|| RollingLog::new(window)));
+        self
+    }
+
     /// Two resets closer than `tolerance` name the same window. Default 1 s.
     pub fn same_window_tolerance(self, tolerance: Duration) -> Self {
         self.line.inspect(|s| s.tolerance = tolerance);
@@ -185,6 +210,10 @@ impl QuotaPacer {
         let now = self.clock.now();
         self.line.inspect(|s| {
             s.roll(now);
+            if let Some(log) = &s.rolling {
+                let limit = s.limit()?;
+                return Some(limit.saturating_sub(log.used_at(now)));
+            }
             s.window.as_ref().map(|w| w.available)
         })
     }
@@ -194,6 +223,9 @@ impl QuotaPacer {
         let now = self.clock.now();
         self.line.inspect(|s| {
             s.roll(now);
+            if let Some(log) = &s.rolling {
+                return s.limit().map(|_| log.whole_at(now));
+            }
             s.window.as_ref().map(|w| w.reset_at)
         })
     }
@@ -277,6 +309,8 @@ struct PacerState {
     window: Option<Window>,
     /// GCRA theoretical arrival time of the next unit (`None`: not ahead of now).
     tat: Option<Instant>,
+    /// The admissions of a rolling budget ([`QuotaPacer::rolling`]); `None`: fixed windows.
+    rolling: Option<RollingLog>,
 }
 
 /// Cold-start discovery: one call first, the rest after its answer ([`QuotaPacer::discovery`]).
@@ -320,6 +354,7 @@ impl PacerState {
             discovery: Discovery::Off,
             window: None,
             tat: None,
+            rolling: None,
         }
     }
 
@@ -335,7 +370,12 @@ impl PacerState {
     }
 
     /// Starts the initial window on first use; restores the quota when `reset_at` has passed.
+    /// A rolling budget only forgets units that came back long ago.
     fn roll(&mut self, now: Instant) {
+        if let Some(log) = self.rolling.as_mut() {
+            log.prune(now, self.tolerance);
+            return;
+        }
         if self.window.is_none()
             && !self.seen_snapshot
             && let Some((limit, length)) = self.initial
@@ -388,6 +428,10 @@ impl PacerState {
         if s.reset_at <= now {
             return; // rule 1: that window is over
         }
+        if self.rolling.is_some() {
+            self.observe_rolling(s, now);
+            return;
+        }
         let reported = Window {
             reset_at: s.reset_at,
             available: s.remaining,
@@ -415,8 +459,35 @@ impl PacerState {
         }
     }
 
+    /// Logs what a snapshot says was spent beyond what the log explains: units that may still
+    /// be out are those back within the tolerance (the response may have been computed before
+    /// they came back); the rest was spent by someone else and comes back at the reset.
+    fn observe_rolling(&mut self, s: &QuotaSnapshot, now: Instant) {
+        let Some(limit) = self.limit() else {
+            return;
+        };
+        let tolerance = self.tolerance;
+        let Some(log) = self.rolling.as_mut() else {
+            return;
+        };
+        let since = now.checked_sub(tolerance).unwrap_or(now);
+        let explained = limit.saturating_sub(log.used_at(since));
+        if s.remaining < explained {
+            let latest = now.checked_add(log.window()).unwrap_or(now);
+            log.insert(s.reset_at.min(latest), explained - s.remaining);
+        }
+    }
+
     fn reconcile(&mut self, now: Instant, reserved: u64, actual: u64) {
         self.roll(now);
+        if let Some(log) = self.rolling.as_mut() {
+            if actual < reserved {
+                log.refund(reserved - actual);
+            } else {
+                log.spend(now, actual - reserved);
+            }
+            return;
+        }
         let limit = self.limit();
         let pace = self.pace(now);
         let Some(w) = self.window.as_mut() else {
@@ -474,11 +545,14 @@ impl Admission for PacerState {
         if let Some(hold) = self.exceeds_capacity(amount) {
             return Err(hold);
         }
+        if self.rolling.is_some() && self.limit().is_some() {
+            return self.try_admit_rolling(now, amount);
+        }
         let pace = self.pace(now);
         let ahead = self.ahead(now);
         let Some(w) = self.window.as_mut() else {
             // No window known: free, after discovery.
-            return match self.discovery {
+            let admitted = match self.discovery {
                 Discovery::Ready(wait) => {
                     let until = now.checked_add(wait).unwrap_or(now);
                     self.discovery = Discovery::Probing { until };
@@ -493,6 +567,13 @@ impl Admission for PacerState {
                 }
                 Discovery::Off | Discovery::Done => Ok(()),
             };
+            // A rolling budget counts what it admitted before it knew the limit.
+            if admitted.is_ok()
+                && let Some(log) = self.rolling.as_mut()
+            {
+                log.spend(now, amount);
+            }
+            return admitted;
         };
         if amount > w.available {
             return Err(Hold::new(ThrottleReason::QuotaExhausted, Some(w.reset_at)));
@@ -525,6 +606,9 @@ impl Admission for PacerState {
         if let Some(hold) = self.exceeds_capacity(amount) {
             return hold;
         }
+        if let (Some(log), Some(limit)) = (&self.rolling, self.limit()) {
+            return predict_rolling(log, limit, now, ahead.saturating_add(amount));
+        }
         let Some(w) = self.window else {
             let at = match self.discovery {
                 Discovery::Probing { until } => until.max(now),
@@ -555,6 +639,41 @@ impl Admission for PacerState {
         };
         Hold::new(ThrottleReason::QuotaExhausted, Some(at))
     }
+}
+
+impl PacerState {
+    /// A rolling budget admits while the units out in the trailing window leave room.
+    fn try_admit_rolling(&mut self, now: Instant, amount: u64) -> Result<(), Hold> {
+        let limit = self.limit().unwrap_or(u64::MAX);
+        let Some(log) = self.rolling.as_mut() else {
+            return Ok(());
+        };
+        let used = log.used_at(now);
+        if used.saturating_add(amount) <= limit {
+            log.spend(now, amount);
+            return Ok(());
+        }
+        Err(predict_rolling(log, limit, now, amount))
+    }
+}
+
+/// When `need` units fit in a rolling budget of `limit`: once enough logged units are back, or
+/// whole windows after the last one when even the whole log would not free enough.
+fn predict_rolling(log: &RollingLog, limit: u64, now: Instant, need: u64) -> Hold {
+    let free = limit.saturating_sub(log.used_at(now));
+    if need <= free {
+        return Hold::new(ThrottleReason::WouldWait, Some(now));
+    }
+    let short = need - free;
+    let at = log.free_by(now, short).unwrap_or_else(|| {
+        let beyond = short.saturating_sub(log.used_at(now));
+        let windows = u32::try_from(beyond.div_ceil(limit.max(1))).unwrap_or(u32::MAX);
+        log.window()
+            .checked_mul(windows)
+            .and_then(|d| log.whole_at(now).checked_add(d))
+            .unwrap_or_else(|| later(now, f64::INFINITY))
+    });
+    Hold::new(ThrottleReason::QuotaExhausted, Some(at))
 }
 
 /// The first window boundary after `now`, stepping from `reset_at` by whole `length`s.

@@ -25,7 +25,9 @@ pub enum RetryAfterFormat {
 /// - Throttle: `429`, `Retry-After` (seconds by default, or an HTTP-date), body
 ///   `{"error":{"type":"rate_limit_error","message":..}}`.
 /// - Every response: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch
-///   seconds, rounded up) of the primary limit ([`ResponseContext::primary_limit`]).
+///   seconds, rounded up; for a sliding window, when it is whole again) of the primary limit
+///   ([`ResponseContext::primary_limit`]). A concurrency limit is never announced: its 429 has
+///   no `Retry-After` and no quota headers, as Twilio's.
 /// - Server error: the status with `{"error":{"type":"api_error",..}}`.
 /// - Idempotency: key in `Idempotency-Key`, replays marked `Idempotent-Replayed: true`, misuse
 ///   answered 400/409 with `{"error":{"type":"idempotency_error",..}}`.

@@ -61,13 +61,15 @@ impl<'a> ResponseContext<'a> {
         self
     }
 
-    /// The limit to report in single-limit headers: the one that refused the request, else the
-    /// one with the least remaining (ties: the first configured).
+    /// The limit to report in single-limit quota headers (limit, remaining, reset): the one that
+    /// refused the request, else the one with the least remaining (ties: the first configured).
+    /// Concurrency limits ([`LimitStatus::in_flight`]) are never reported: they have no window
+    /// and no reset, and APIs that enforce them (Twilio) send no quota headers for them.
     pub fn primary_limit(&self) -> Option<&'a LimitStatus> {
-        self.limits
-            .iter()
+        let windowed = || self.limits.iter().filter(|l| !l.in_flight);
+        windowed()
             .find(|l| l.exceeded)
-            .or_else(|| self.limits.iter().min_by_key(|l| l.remaining))
+            .or_else(|| windowed().min_by_key(|l| l.remaining))
     }
 
     /// When `limit` resets, in whole epoch seconds rounded up.

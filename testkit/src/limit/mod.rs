@@ -253,11 +253,15 @@ pub struct LimitStatus {
     pub limit: u64,
     /// What is left after this request.
     pub remaining: u64,
-    /// When the budget is whole again: the window's end, the bucket full, the oldest logged
-    /// request expired; zero for a concurrency limit.
+    /// When the budget is whole again: the window's end, the bucket full, the newest logged
+    /// request expired (a sliding window); zero for a concurrency limit.
     pub reset_after: Duration,
     /// True if this limit refused the request.
     pub exceeded: bool,
+    /// True for a concurrency limit: `limit` and `remaining` count requests in flight, and
+    /// nothing resets on a clock. Dialects that announce windowed quotas (`X-RateLimit-*`)
+    /// leave it out, as concurrency-limited APIs (Twilio) do.
+    pub in_flight: bool,
 }
 
 /// One key's live state of one limit.
@@ -450,9 +454,11 @@ impl LimitSet {
     ) -> Vec<LimitStatus> {
         let mut out = Vec::with_capacity(applicable.len());
         for ((index, key, _), exceeded) in applicable.iter().zip(exceeded) {
-            let Some(name) = self.limits.get(*index).map(|l| l.name.clone()) else {
+            let Some(limit) = self.limits.get(*index) else {
                 continue;
             };
+            let name = limit.name.clone();
+            let in_flight = matches!(limit.algorithm, Algorithm::Concurrency { .. });
             if let Some((limit, remaining, reset_after)) =
                 self.with_meter(*index, key, now, |m| m.status(now))
             {
@@ -462,6 +468,7 @@ impl LimitSet {
                     remaining,
                     reset_after,
                     exceeded: *exceeded,
+                    in_flight,
                 });
             }
         }

@@ -39,12 +39,13 @@ impl SlidingWindow {
             .saturating_sub(now.saturating_duration_since(at))
     }
 
-    /// When the oldest counted charge leaves the window.
+    /// When the budget is whole again: the newest counted charge leaves the window (a rolling
+    /// budget's reset is its full replenishment, not the next unit back).
     pub(crate) fn reset_after(&mut self, now: Instant) -> Duration {
         self.prune(now);
         self.log
-            .front()
-            .map_or(Duration::ZERO, |&(oldest, _)| self.expiry(oldest, now))
+            .back()
+            .map_or(Duration::ZERO, |&(newest, _)| self.expiry(newest, now))
     }
 
     /// `Ok` if `amount` more fits in the trailing window, else when enough of the logged
