@@ -3,7 +3,7 @@
 //! Every attempt goes through the same steps, in this order (DESIGN §4):
 //!
 //! 1. **breaker** — open means fail fast with [`Error::CircuitOpen`], no waiting, no request;
-//! 2. **limiters** — the call's [`Cost`](crate::quota::Cost) is acquired from every limiter at once, waiting at most
+//! 2. **limiters** — the call's [`Cost`] is acquired from every limiter at once, waiting at most
 //!    `max_wait` (and never past the deadline), else [`Error::Throttled`] saying until when;
 //!    then [`CircuitBreaker::admit`] takes the breaker's permit (a half-open probe slot is
 //!    never held while its call waits on a limiter; refused there, the charge is given back);
