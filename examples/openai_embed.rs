@@ -23,7 +23,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use ratewise::upstream::CallPolicy;
 use ratewise_openai::sim::{OpenAiDialect, OpenAiHandler, corpus};
-use ratewise_openai::{CreateEmbedding, OpenAiClient};
+use ratewise_openai::{ClientBuilder, CreateEmbedding, OpenAiClient};
 use ratewise_testkit::SimUpstream;
 
 const MODEL: &str = "text-embedding-3-small";

@@ -201,7 +201,7 @@ mod stripe {
 mod openai {
     use super::*;
     use ratewise_openai::sim::OpenAiDialect;
-    use ratewise_openai::{CreateEmbedding, OpenAiClient};
+    use ratewise_openai::{ClientBuilder, CreateEmbedding, OpenAiClient};
 
     const KEY: &str = "sk-proj-HyGiene0nlyForTests9xQ2LmNpVb7Kd3";
 

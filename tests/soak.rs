@@ -333,7 +333,7 @@ mod stripe {
 mod openai {
     use super::*;
     use ratewise_openai::sim::{OpenAiDialect, OpenAiHandler};
-    use ratewise_openai::{CreateEmbedding, OpenAiClient};
+    use ratewise_openai::{ClientBuilder, CreateEmbedding, OpenAiClient};
     use ratewise_testkit::SimUpstream;
 
     /// OpenAI has no idempotency key (PROVIDERS §1) and the crate offers no way to attach one:

@@ -1,13 +1,10 @@
 //! [`OpenAiClient`]: the entry point, cheap to clone, one per API key.
 
-use std::sync::Arc;
-
 use http::{HeaderValue, header};
-use ratewise_core::clock::SharedClock;
+use ratewise_core::options::{ClientBuilder, ClientOptions};
 use ratewise_core::provider::{Provider, RequestSpec};
 use ratewise_core::secret::Secret;
-use ratewise_core::transport::Transport;
-use ratewise_core::upstream::{CallPolicy, ConfigError, Response, Upstream};
+use ratewise_core::upstream::{ConfigError, Response, Upstream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -213,30 +210,34 @@ fn with_request_id(mut error: Error) -> Error {
 ///
 /// Defaults: base URL [`DEFAULT_BASE_URL`]; no organization or project header; no limits
 /// known up front (the limiters learn them from the first response's headers, starting at
-/// [`CONSERVATIVE_RPM`](crate::provider::CONSERVATIVE_RPM)); the core's [`CallPolicy`]
+/// [`CONSERVATIVE_RPM`](crate::provider::CONSERVATIVE_RPM)); the core's `CallPolicy`
 /// (4 attempts, hints obeyed up to 120 s, full-jitter backoff from 200 ms); the reqwest
-/// transport and tokio's clock.
+/// transport and tokio's clock. The pipeline settings every client shares (base URL, policy,
+/// transport, clock, breaker, extra limiters, retry budget, seed) are the provided methods of
+/// [`ClientBuilder`] (re-exported by this crate).
 pub struct OpenAiClientBuilder {
     key: Secret,
-    base_url: String,
     organization: Option<String>,
     project: Option<String>,
     limits: Option<Limits>,
-    policy: CallPolicy,
-    transport: Option<Arc<dyn Transport>>,
-    clock: Option<SharedClock>,
-    seed: Option<u64>,
+    options: ClientOptions,
 }
 
 impl std::fmt::Debug for OpenAiClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenAiClientBuilder")
             .field("key", &self.key)
-            .field("base_url", &self.base_url)
             .field("organization", &self.organization)
             .field("project", &self.project)
             .field("limits", &self.limits)
+            .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder for OpenAiClientBuilder {
+    fn options(&mut self) -> &mut ClientOptions {
+        &mut self.options
     }
 }
 
@@ -244,22 +245,11 @@ impl OpenAiClientBuilder {
     fn new(key: Secret) -> Self {
         Self {
             key,
-            base_url: DEFAULT_BASE_URL.to_owned(),
             organization: None,
             project: None,
             limits: None,
-            policy: CallPolicy::new(),
-            transport: None,
-            clock: None,
-            seed: None,
+            options: ClientOptions::new(),
         }
-    }
-
-    /// Another base URL, up to and including the API version (a proxy, the simulator; default
-    /// [`DEFAULT_BASE_URL`]).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
     }
 
     /// Bills requests to `organization` (`OpenAI-Organization`).
@@ -282,30 +272,6 @@ impl OpenAiClientBuilder {
         self
     }
 
-    /// The call policy (default [`CallPolicy::new`]).
-    pub fn policy(mut self, policy: CallPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The transport (default: reqwest). Tests pass a simulator's.
-    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = Some(transport);
-        self
-    }
-
-    /// The clock (default tokio's). Tests pass a virtual one.
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Seeds the backoff jitter, for reproducible runs (default: random).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
     /// Builds the client.
     pub fn build(self) -> Result<OpenAiClient, ClientError> {
         let provider = match self.limits {
@@ -316,14 +282,15 @@ impl OpenAiClientBuilder {
             .key
             .header_value("Bearer ")
             .ok_or(ClientError::InvalidHeader("API key"))?;
-        let mut builder = Upstream::builder(provider, self.base_url)
+        let mut builder = self
+            .options
+            .upstream(provider, DEFAULT_BASE_URL)
             .secret_header(header::AUTHORIZATION, auth)
             .redact(self.key.clone())
             .header(
                 header::USER_AGENT,
                 HeaderValue::from_static(concat!("ratewise-openai/", env!("CARGO_PKG_VERSION"))),
-            )
-            .policy(self.policy);
+            );
         for (name, value, what) in [
             (ORGANIZATION, &self.organization, "organization"),
             (PROJECT, &self.project, "project"),
@@ -333,15 +300,6 @@ impl OpenAiClientBuilder {
                     HeaderValue::from_str(value).map_err(|_| ClientError::InvalidHeader(what))?;
                 builder = builder.header(name, value);
             }
-        }
-        if let Some(transport) = self.transport {
-            builder = builder.transport(transport);
-        }
-        if let Some(clock) = self.clock {
-            builder = builder.clock(clock);
-        }
-        if let Some(seed) = self.seed {
-            builder = builder.seed(seed);
         }
         Ok(OpenAiClient {
             upstream: builder.build()?,

@@ -59,4 +59,5 @@ pub use embeddings::{CreateEmbedding, EmbeddingInput, EmbeddingResponse};
 pub use error::{ErrorCode, OpenAiError, QuotaExhausted};
 pub use models::{Model, ModelList};
 pub use provider::{Limits, OpenAiProvider};
+pub use ratewise_core::options::ClientBuilder;
 pub use ratewise_core::secret::Secret;

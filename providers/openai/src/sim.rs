@@ -30,7 +30,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use ratewise_openai::sim::{OpenAiDialect, OpenAiHandler};
-//! use ratewise_openai::{CreateEmbedding, OpenAiClient};
+//! use ratewise_openai::{ClientBuilder, CreateEmbedding, OpenAiClient};
 //! use ratewise_testkit::SimUpstream;
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {

@@ -9,6 +9,7 @@ use ratewise_core::verdict::Reason;
 use ratewise_testkit::{Fault, FaultPlan, SimUpstream};
 
 use super::*;
+use crate::ClientBuilder;
 use crate::{
     ChatMessage, CreateChatCompletion, CreateEmbedding, Error, OpenAiClient, QuotaExhausted,
 };
