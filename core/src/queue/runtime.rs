@@ -233,19 +233,25 @@ impl<J: Payload> WorkQueue<J> {
         }
 
         let mut errors = Vec::new();
-        let unrun = self.shared.store.drain().await.unwrap_or_else(|error| {
-            errors.push(error);
-            Vec::new()
-        });
-        let dead_letters = self
-            .shared
-            .store
-            .take_dead_letters()
-            .await
-            .unwrap_or_else(|error| {
+        let retained = self.shared.store.retains_jobs();
+        let (unrun, dead_letters) = if retained {
+            (Vec::new(), Vec::new())
+        } else {
+            let unrun = self.shared.store.drain().await.unwrap_or_else(|error| {
                 errors.push(error);
                 Vec::new()
             });
+            let dead_letters =
+                self.shared
+                    .store
+                    .take_dead_letters()
+                    .await
+                    .unwrap_or_else(|error| {
+                        errors.push(error);
+                        Vec::new()
+                    });
+            (unrun, dead_letters)
+        };
         let interrupted = std::mem::take(
             &mut *self
                 .shared
@@ -260,6 +266,7 @@ impl<J: Payload> WorkQueue<J> {
             interrupted,
             dead_letters,
             drained_in_time,
+            retained,
             errors,
         }
     }

@@ -199,4 +199,12 @@ pub trait JobStore<J>: Send + Sync + fmt::Debug + 'static {
 
     /// What the store holds right now.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// True when the store outlives the queue that uses it (durable, shared by processes): a
+    /// shutting-down queue then leaves waiting jobs and dead letters in it for the other workers
+    /// (or the next start) instead of taking them out, and puts a job whose handler it cancelled
+    /// back as runnable ([`JobStore::release`]) rather than removing it. Default: false.
+    fn retains_jobs(&self) -> bool {
+        false
+    }
 }

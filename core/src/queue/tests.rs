@@ -419,3 +419,140 @@ async fn a_store_shared_with_other_writers_is_polled_and_jobs_pushed_there_run()
     assert_eq!(run.key, key);
     assert_eq!(run.at, Duration::from_secs(2), "found at the next poll");
 }
+
+/// A store that fails its first `failures` settle writes (as a restarting Redis would), and
+/// says it retains jobs.
+#[derive(Debug)]
+struct Flaky {
+    inner: MemoryStore<String>,
+    failures: Mutex<u32>,
+}
+
+impl Flaky {
+    fn fail(&self) -> Result<(), StoreError> {
+        let mut left = self.failures.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err(StoreError("connection refused".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobStore<String> for Flaky {
+    async fn push(
+        &self,
+        job: Job<String>,
+        now: std::time::SystemTime,
+    ) -> Result<(), PushError<String>> {
+        self.inner.push(job, now).await
+    }
+    async fn reserve(&self, now: std::time::SystemTime) -> Result<Reserved<String>, StoreError> {
+        self.inner.reserve(now).await
+    }
+    async fn complete(&self, id: JobId) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.complete(id).await
+    }
+    async fn retry(&self, job: Job<String>, at: std::time::SystemTime) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.retry(job, at).await
+    }
+    async fn park(
+        &self,
+        job: Job<String>,
+        until: std::time::SystemTime,
+        scope: ParkScope,
+    ) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.park(job, until, scope).await
+    }
+    async fn dead_letter(&self, dead: DeadLetter<String>) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.dead_letter(dead).await
+    }
+    async fn release(
+        &self,
+        job: Job<String>,
+        now: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.release(job, now).await
+    }
+    async fn abandon(&self, id: JobId) -> Result<Option<Job<String>>, StoreError> {
+        self.inner.abandon(id).await
+    }
+    async fn drain(&self) -> Result<Vec<Job<String>>, StoreError> {
+        self.inner.drain().await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter<String>>, StoreError> {
+        self.inner.dead_letters().await
+    }
+    async fn take_dead_letters(&self) -> Result<Vec<DeadLetter<String>>, StoreError> {
+        self.inner.take_dead_letters().await
+    }
+    async fn requeue(&self, id: JobId, now: std::time::SystemTime) -> Result<bool, StoreError> {
+        self.inner.requeue(id, now).await
+    }
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.inner.stats().await
+    }
+    fn retains_jobs(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_settle_the_store_refuses_is_retried_until_it_lands_and_the_job_runs_once() {
+    let store = Arc::new(Flaky {
+        inner: MemoryStore::new(10),
+        failures: Mutex::new(5),
+    });
+    let rec = Recorder::new();
+    let queue = rec
+        .queue(|_, _| async { JobOutcome::done() })
+        .store(store.clone())
+        .start();
+    queue.push(Job::new("once".to_owned())).await.unwrap();
+    until_completed(&queue, 1).await;
+    assert_eq!(rec.runs_of("once").len(), 1);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.depth, stats.in_flight), (0, 0), "{stats:?}");
+    assert_eq!(
+        *store.failures.lock().unwrap(),
+        0,
+        "five refusals, then it landed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_over_a_retaining_store_hands_nothing_back_and_puts_interrupted_jobs_back() {
+    let store = Arc::new(Flaky {
+        inner: MemoryStore::new(10),
+        failures: Mutex::new(0),
+    });
+    let rec = Recorder::new();
+    let queue = rec
+        .queue(|_, _| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            JobOutcome::done()
+        })
+        .store(store.clone())
+        .concurrency(1)
+        .start();
+    queue.push(Job::new("long".to_owned())).await.unwrap();
+    queue.push(Job::new("waiting".to_owned())).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let report = queue.shutdown(Duration::from_secs(5)).await;
+    assert!(report.retained && !report.drained_in_time);
+    assert!(report.unrun.is_empty() && report.dead_letters.is_empty());
+    assert_eq!(report.interrupted.len(), 1);
+    assert_eq!(report.interrupted[0].payload, "long");
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (stats.depth, stats.in_flight),
+        (2, 0),
+        "both jobs are still in the store: {stats:?}"
+    );
+}

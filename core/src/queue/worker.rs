@@ -73,8 +73,8 @@ async fn process<J: Payload>(shared: &Shared<J>, job: Job<J>, stop: &mut watch::
         Admission::Refused(throttled) => return defer(shared, job, throttled).await,
         Admission::Stopped => {
             // Never ran: back to waiting, so shutdown's drain hands it back as unrun.
-            let result = shared.store.release(job, shared.wall()).await;
-            return log_store(result, "release");
+            let now = shared.wall();
+            return persist(shared, "release", || shared.store.release(job.clone(), now)).await;
         }
     };
 
@@ -128,14 +128,28 @@ async fn defer<J: Payload>(shared: &Shared<J>, mut job: Job<J>, throttled: Throt
         .unwrap_or(shared.config.limiter_wait);
     job.last_error = Some(throttled.to_string());
     let until = shared.wall() + wait;
-    let result = shared.store.park(job, until, ParkScope::Job).await;
-    log_store(result, "park");
+    persist(shared, "park", || {
+        shared.store.park(job.clone(), until, ParkScope::Job)
+    })
+    .await;
     shared.work.notify_waiters();
 }
 
 /// The handler was cancelled at the shutdown deadline: take the job out of the store and report
 /// it as interrupted.
 async fn interrupted<J: Payload>(shared: &Shared<J>, job: Job<J>) {
+    if shared.store.retains_jobs() {
+        // A durable store keeps the job for the other workers: put it back, runnable, and list
+        // it so the owner knows this attempt may have reached the upstream.
+        let now = shared.wall();
+        persist(shared, "release", || shared.store.release(job.clone(), now)).await;
+        shared
+            .interrupted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(job);
+        return;
+    }
     let held = match shared.store.abandon(job.id).await {
         Ok(held) => held,
         Err(error) => {
@@ -166,8 +180,7 @@ async fn settle<J: Payload>(shared: &Shared<J>, mut job: Job<J>, outcome: JobOut
     };
     match outcome {
         JobOutcome::Done => {
-            let result = shared.store.complete(job.id).await;
-            log_store(result, "complete");
+            persist(shared, "complete", || shared.store.complete(job.id)).await;
             Counters::bump(&shared.counters.completed);
             shared.space.notify_waiters();
         }
@@ -185,8 +198,10 @@ async fn settle<J: Payload>(shared: &Shared<J>, mut job: Job<J>, outcome: JobOut
             );
             job.last_error = Some(error);
             let until = shared.wall() + after;
-            let result = shared.store.park(job, until, ParkScope::Group).await;
-            log_store(result, "park");
+            persist(shared, "park", || {
+                shared.store.park(job.clone(), until, ParkScope::Group)
+            })
+            .await;
             Counters::bump(&shared.counters.parks);
             shared.work.notify_waiters();
         }
@@ -213,8 +228,7 @@ async fn settle<J: Payload>(shared: &Shared<J>, mut job: Job<J>, outcome: JobOut
             );
             job.last_error = Some(error);
             let at = shared.wall() + delay;
-            let result = shared.store.retry(job, at).await;
-            log_store(result, "retry");
+            persist(shared, "retry", || shared.store.retry(job.clone(), at)).await;
             Counters::bump(&shared.counters.retries);
             shared.work.notify_waiters();
         }
@@ -239,8 +253,10 @@ async fn dead_letter<J: Payload>(shared: &Shared<J>, mut job: Job<J>, error: Str
     );
     job.last_error = Some(error.clone());
     let dead = DeadLetter::new(job, error, shared.wall());
-    let result = shared.store.dead_letter(dead).await;
-    log_store(result, "dead_letter");
+    persist(shared, "dead_letter", || {
+        shared.store.dead_letter(dead.clone())
+    })
+    .await;
     Counters::bump(&shared.counters.dead_lettered);
     emit::queue_dead_letter(shared.config.name);
     shared.space.notify_waiters();
@@ -257,9 +273,29 @@ pub(super) async fn refresh_gauges<J: 'static>(shared: &Shared<J>) {
     }
 }
 
-fn log_store(result: Result<(), StoreError>, operation: &'static str) {
-    if let Err(error) = result {
+/// How long a worker keeps retrying a store write that failed (a durable store restarting).
+const STORE_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Runs a store write, retrying a failure with backoff (50 ms doubling to 1 s) for up to
+/// [`STORE_RETRY_FOR`] or until the shutdown deadline, logging each failure. A write that never
+/// succeeds leaves the job where the store has it: a durable store redelivers an in-flight job
+/// after its visibility timeout, so the job is run again with its key rather than lost.
+async fn persist<J, F, Fut>(shared: &Shared<J>, operation: &'static str, mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), StoreError>>,
+{
+    let mut delay = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    loop {
+        let Err(error) = write().await else { return };
         store_failed(operation, &error);
+        if waited >= STORE_RETRY_FOR || *shared.stop.borrow() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        waited += delay;
+        delay = (delay * 2).min(Duration::from_secs(1));
     }
 }
 

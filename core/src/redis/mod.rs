@@ -7,6 +7,7 @@
 //! | [`SharedQuota`] | "budget exhausted until T" seen by any worker | 1 per refresh interval |
 //! | [`SharedBreakerSignal`] | "upstream open until T" | 1 per poll |
 //! | [`RedisDedupe`] | dedupe claims and records ([`DedupeStore`](crate::dedupe::DedupeStore)) | 1 per operation |
+//! | [`RedisJobStore`] | a durable work queue on Redis Streams ([`JobStore`](crate::queue::JobStore)) | 1 per job state change |
 //!
 //! All of them go through one [`RedisConnection`] (multiplexed, lazily connected, re-dialled after
 //! a drop) built from a [`RedisConfig`] (`REDIS_URL`, key prefix, timeouts). Time-based state is
@@ -27,7 +28,9 @@ mod connection;
 mod deadline;
 mod dedupe;
 mod error;
+mod job_store;
 mod limiter;
+mod queue_scripts;
 mod quota;
 mod scripts;
 
@@ -38,6 +41,10 @@ pub use config::RedisConfig;
 pub use connection::RedisConnection;
 pub use dedupe::RedisDedupe;
 pub use error::{RedisError, RedisErrorKind};
+pub use job_store::{
+    DEFAULT_MAX_LOSSES, DEFAULT_REDIS_CAPACITY, DEFAULT_VISIBILITY_TIMEOUT, RedisJobStore,
+    RedisJobStoreBuilder,
+};
 pub use limiter::{FailurePolicy, RedisGcraLimiter};
 pub use quota::SharedQuota;
 
