@@ -44,6 +44,8 @@ struct Owned {
     binary: PathBuf,
     port: u16,
     child: Mutex<Option<Child>>,
+    /// With persistence: the directory of the append-only file, kept across restarts.
+    dir: Option<PathBuf>,
 }
 
 /// How long a fresh server may take to answer `PING`.
@@ -66,6 +68,45 @@ impl RedisServer {
         }
     }
 
+    /// A private `redis-server` that persists every write before acknowledging it (append-only
+    /// file, `appendfsync always`, in a fresh temporary directory removed on drop), so a
+    /// [`restart`](RedisServer::restart) after a [`kill`](RedisServer::kill) comes back with
+    /// every acknowledged write: what a durable queue's restart test needs.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` is not on `PATH` (an external server cannot be restarted), or it does
+    /// not come up within 10 s.
+    pub fn start_persistent() -> Self {
+        let Some(binary) = find_on_path("redis-server") else {
+            panic!(
+                "this test needs its own redis-server to restart; \
+                 install one with `apt-get install redis-server`"
+            );
+        };
+        let port = free_port().unwrap_or_else(|e| panic!("no free port: {e}"));
+        let dir = std::env::temp_dir().join(format!(
+            "ratewise-redis-{}-{port}-{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let server = Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            addr: format!("127.0.0.1:{port}"),
+            owned: Some(Owned {
+                binary,
+                port,
+                child: Mutex::new(None),
+                dir: Some(dir),
+            }),
+        };
+        if let Err(e) = server.spawn() {
+            panic!("{e}");
+        }
+        server
+    }
+
     /// [`RedisServer::start`], returning the reason instead of panicking.
     pub fn try_start() -> Result<Self, RedisUnavailable> {
         if let Some(binary) = find_on_path("redis-server") {
@@ -77,6 +118,7 @@ impl RedisServer {
                 binary,
                 port,
                 child: Mutex::new(None),
+                dir: None,
             };
             let server = Self {
                 url: format!("redis://127.0.0.1:{port}"),
@@ -122,7 +164,8 @@ impl RedisServer {
         self.owned.is_some()
     }
 
-    /// Stops the server (SIGKILL: no goodbye to clients). Data is lost (persistence is off).
+    /// Stops the server (SIGKILL: no goodbye to clients). Data is lost unless the server was
+    /// started with [`RedisServer::start_persistent`].
     ///
     /// # Panics
     ///
@@ -173,9 +216,17 @@ impl RedisServer {
             url: self.url.clone(),
             detail,
         };
-        let child = Command::new(&owned.binary)
+        let mut command = Command::new(&owned.binary);
+        command
             .args(["--port", &owned.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--save", "", "--daemonize", "no"]);
+        match &owned.dir {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -201,8 +252,11 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        if self.owned.is_some() {
+        if let Some(owned) = &self.owned {
             self.kill();
+            if let Some(dir) = &owned.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }
