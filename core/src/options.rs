@@ -151,6 +151,10 @@ pub trait ClientBuilder: Sized {
     }
 
     /// A limiter enforced in addition to the provider's (a process-wide or Redis-shared budget).
+    ///
+    /// Every request the client sends costs one [`BudgetName::REQUESTS`](crate::quota::BudgetName::REQUESTS)
+    /// besides the provider's own budgets, so a limiter on `requests` (the default of every
+    /// limiter) paces every client; one on a provider budget (OpenAI's `tokens`) paces that.
     fn limiter(mut self, limiter: Arc<dyn Limiter>) -> Self {
         self.options().limiters.push(limiter);
         self

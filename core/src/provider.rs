@@ -154,7 +154,9 @@ impl RequestSpec {
         self
     }
 
-    /// This call charged `cost` instead of what the provider estimates.
+    /// This call charged exactly `cost` instead of what the provider estimates (which always
+    /// includes one [`BudgetName::REQUESTS`](crate::quota::BudgetName::REQUESTS)): a cost
+    /// without `requests` is not charged to limiters on `requests`.
     pub fn cost(mut self, cost: Cost) -> Self {
         self.cost = Some(cost);
         self

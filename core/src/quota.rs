@@ -92,6 +92,15 @@ impl Cost {
         Self::none().with(BudgetName::REQUESTS, 1)
     }
 
+    /// This cost, charging one [`BudgetName::REQUESTS`] if it does not charge any yet: every
+    /// HTTP request spends one request, whatever provider-specific budgets it also spends.
+    pub fn counting_request(mut self) -> Self {
+        if self.amount(&BudgetName::REQUESTS) == 0 {
+            self.add(BudgetName::REQUESTS, 1);
+        }
+        self
+    }
+
     /// This cost plus `amount` of `budget`.
     pub fn with(mut self, budget: impl Into<BudgetName>, amount: u64) -> Self {
         self.add(budget.into(), amount);

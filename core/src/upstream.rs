@@ -313,10 +313,12 @@ impl<P: Provider> Upstream<P> {
         let deadline = policy.deadline.and_then(|d| clock.now().checked_add(d));
         let safe_to_repeat = (key_header.is_some() && spec.idempotency_key.is_some())
             || inner.provider.safe_without_key(spec);
+        // Every attempt spends one request, whatever budgets the provider names, so a limiter
+        // added on `requests` (the default budget of every limiter) is charged by every client.
         let cost = spec
             .cost
             .clone()
-            .unwrap_or_else(|| inner.provider.cost(spec));
+            .unwrap_or_else(|| inner.provider.cost(spec).counting_request());
         let template = self.template(spec, key_header)?;
         inner.budget.deposit();
         let rng = inner

@@ -250,6 +250,17 @@ impl<J> RedisJobStore<J> {
         Ok(raw)
     }
 
+    /// Deletes every key of this queue: waiting and in-flight jobs, dead letters, quarantined
+    /// jobs, group holds. For tests, examples and tearing a queue down; workers still running on
+    /// it see an empty queue.
+    pub async fn purge(&self) -> Result<(), RedisError> {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&self.inner.keys.0[..])
+            .query_async(&mut self.inner.redis.manager())
+            .await?;
+        Ok(())
+    }
+
     fn invocation<'a>(&'a self, script: &'a Script) -> ScriptInvocation<'a> {
         let mut invocation = script.prepare_invoke();
         for key in &self.inner.keys.0 {

@@ -197,3 +197,36 @@ async fn unauthorized_and_not_found_are_never_retried() {
         assert_eq!(script.keys().len(), 1, "{status}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_limiter_added_on_requests_paces_every_call_whatever_budgets_stripe_names() {
+    use ratewise_core::limit::{GcraLimiter, Rate};
+    let script = Script::new((0..3).map(|_| reply(200, CREATED, &[])).collect());
+    let clock = TokioClock::shared();
+    // One request per second, shared by this client and any other given the same limiter.
+    let shared = Arc::new(
+        GcraLimiter::new(Rate::per_second(1))
+            .burst(1)
+            .clock(clock.clone()),
+    );
+    let client = StripeClient::builder("sk_test_123".to_owned())
+        .transport(script.clone())
+        .clock(clock.clone())
+        .limiter(shared)
+        .build()
+        .unwrap();
+    let started = clock.now();
+    for _ in 0..3 {
+        client
+            .payment_intents()
+            .create(CreatePaymentIntent::new(2000, "usd"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let elapsed = clock.now() - started;
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(3),
+        "three calls at 1/s take two seconds, took {elapsed:?}"
+    );
+}
