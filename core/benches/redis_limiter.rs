@@ -35,39 +35,16 @@ fn limiter(url: &str, prefix: &str) -> RedisGcraLimiter {
 }
 
 /// Calls Redis has counted so far: (script requests from clients, commands run inside scripts).
-async fn commands(url: &str) -> (u64, u64) {
-    let client = redis::Client::open(url).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    let calls = |names: &[&str]| -> u64 {
-        info.lines()
-            .filter_map(|line| {
-                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                if !names.contains(&name) {
-                    return None;
-                }
-                stats
-                    .split("calls=")
-                    .nth(1)?
-                    .split(',')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum()
-    };
+fn commands(server: &RedisServer) -> (u64, u64) {
     (
-        calls(&["evalsha", "eval", "script|load", "script"]),
-        calls(&["time", "get", "set"]),
+        server.command_calls(&["evalsha", "eval", "script|load", "script"]),
+        server.command_calls(&["time", "get", "set"]),
     )
 }
 
-async fn run(name: &str, url: &str, workers: usize, in_flight: usize, prefix: &str) {
+async fn run(name: &str, server: &RedisServer, workers: usize, in_flight: usize, prefix: &str) {
     let clock = TokioClock::new();
+    let url = server.url();
     let limiters: Vec<Arc<RedisGcraLimiter>> = (0..workers)
         .map(|_| Arc::new(limiter(url, prefix)))
         .collect();
@@ -79,7 +56,7 @@ async fn run(name: &str, url: &str, workers: usize, in_flight: usize, prefix: &s
             .unwrap();
     }
     let per_task = PER_WORKER / in_flight as u64;
-    let before = commands(url).await;
+    let before = commands(server);
     let start = clock.now();
     let mut tasks = Vec::new();
     for limiter in &limiters {
@@ -99,7 +76,7 @@ async fn run(name: &str, url: &str, workers: usize, in_flight: usize, prefix: &s
         task.await.unwrap();
     }
     let elapsed = clock.now() - start;
-    let after = commands(url).await;
+    let after = commands(server);
     let acquires = per_task * (in_flight * workers) as u64;
     println!(
         "{name:<28} {acquires:>7} acquires in {:>7.3} s: {:>8.0} acquires/s, \
@@ -139,8 +116,15 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         ping(&url).await;
-        run("1 worker, sequential", &url, 1, 1, &server.prefix()).await;
-        run("1 worker, 16 in flight", &url, 1, 16, &server.prefix()).await;
-        run("4 workers, 4 in flight each", &url, 4, 4, &server.prefix()).await;
+        run("1 worker, sequential", &server, 1, 1, &server.prefix()).await;
+        run("1 worker, 16 in flight", &server, 1, 16, &server.prefix()).await;
+        run(
+            "4 workers, 4 in flight each",
+            &server,
+            4,
+            4,
+            &server.prefix(),
+        )
+        .await;
     });
 }

@@ -195,6 +195,39 @@ impl RedisServer {
         }
     }
 
+    /// How many times Redis has run the commands `names` (lower-case, as `INFO commandstats`
+    /// names them: `evalsha`, `xadd`, `script|load`) since it started: to count round trips.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not answer.
+    pub fn command_calls(&self, names: &[&str]) -> u64 {
+        let client = redis::Client::open(self.url.as_str())
+            .unwrap_or_else(|e| panic!("redis url {}: {e}", self.url));
+        let mut connection = client
+            .get_connection()
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut connection)
+            .unwrap_or_else(|e| panic!("INFO commandstats: {e}"));
+        info.lines()
+            .filter_map(|line| {
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                if !names.contains(&name) {
+                    return None;
+                }
+                stats
+                    .split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+
     /// True when the server answers `PING` now.
     pub fn is_up(&self) -> bool {
         ping(&self.addr).is_ok()
