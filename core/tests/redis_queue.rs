@@ -32,6 +32,13 @@ fn store(server: &RedisServer, prefix: &str) -> RedisJobStore<String> {
     RedisJobStore::builder(connect(server.url(), prefix), "jobs").build()
 }
 
+/// A store on the queue `jobs` under `prefix` with a short visibility timeout: one "process".
+fn leased(server: &RedisServer, prefix: &str, visibility: Duration) -> RedisJobStore<String> {
+    RedisJobStore::builder(connect(server.url(), prefix), "jobs")
+        .visibility_timeout(visibility)
+        .build()
+}
+
 fn job(name: &str, group: Option<&str>) -> Job<String> {
     let mut job = Job::new(name.to_owned());
     job.group = group.map(str::to_owned);
@@ -171,11 +178,7 @@ async fn a_job_whose_worker_vanished_is_redelivered_with_its_key_and_a_spent_att
     let server = RedisServer::start();
     let prefix = server.prefix();
     let visibility = Duration::from_millis(300);
-    let build = || {
-        RedisJobStore::<String>::builder(connect(server.url(), &prefix), "jobs")
-            .visibility_timeout(visibility)
-            .build()
-    };
+    let build = || leased(&server, &prefix, visibility);
     let (crashed, survivor) = (build(), build());
     let now = wall();
     let pushed = job("charge", None);
@@ -201,11 +204,7 @@ async fn a_live_worker_keeps_its_job_past_the_visibility_timeout_by_renewing_it(
     let server = RedisServer::start();
     let prefix = server.prefix();
     let visibility = Duration::from_millis(300);
-    let build = || {
-        RedisJobStore::<String>::builder(connect(server.url(), &prefix), "jobs")
-            .visibility_timeout(visibility)
-            .build()
-    };
+    let build = || leased(&server, &prefix, visibility);
     let (running, other) = (build(), build());
     let now = wall();
     running.push(job("slow", None), now).await.unwrap();
