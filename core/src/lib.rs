@@ -15,9 +15,9 @@
 //! | [`limit`] | client-side rate limiters |
 //! | [`provider`] | the `Provider` trait (a provider's dialect) and `RequestSpec` (one logical call) |
 //! | [`verdict`] | what one response means, as data: success, retry (after, why), fail (why) |
-//! | [`transport`] | the only door to the network, and its reqwest implementation |
+//! | [`transport`] | the only door to the network (bodies buffered or streamed), and its reqwest implementation |
 //! | [`options`] | the pipeline settings every provider client builder shares |
-//! | [`upstream`] | the pipeline: one logical call through breaker, limiters, transport, inspection and retry |
+//! | [`upstream`] | the pipeline: one logical call through breaker, limiters, transport, inspection and retry; streamed bodies |
 //! | [`stats`] | the article's four numbers, in process |
 //! | [`secret`] | credentials redacted from `Debug`, `Display`, errors and traces |
 //! | [`quota`] | named budgets, costs and server-reported quota snapshots |

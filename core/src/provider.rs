@@ -29,6 +29,11 @@ pub trait Provider: Send + Sync + 'static {
 
     /// What this response means (success, retry after how long and why, or fail) and the quota
     /// its headers report. `at` is when the response arrived, on both clocks.
+    ///
+    /// In a streamed call
+    /// ([`Upstream::execute_streaming`](crate::upstream::Upstream::execute_streaming)) a 2xx
+    /// response is inspected before its body is read, with an empty body: judge a 2xx by its
+    /// status and headers.
     fn inspect(&self, response: &http::Response<Bytes>, at: Timestamp) -> Inspection;
 
     /// The header carrying the idempotency key, if the provider honours one.

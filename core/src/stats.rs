@@ -35,6 +35,9 @@ pub struct Stats {
     pub throttle_waits: u64,
     /// Total time spent waiting for limiters.
     pub throttle_wait_total: Duration,
+    /// Streamed bodies ([`crate::upstream::Upstream::execute_streaming`]) that broke after
+    /// their call had succeeded: never retried, and not counted by the breaker.
+    pub streams_broken: u64,
     /// The breaker's state when the snapshot was taken.
     pub breaker: BreakerState,
 }
@@ -83,6 +86,7 @@ pub(crate) struct Counters {
     breaker_rejections: AtomicU64,
     throttle_waits: AtomicU64,
     throttle_wait_nanos: AtomicU64,
+    streams_broken: AtomicU64,
 }
 
 impl Counters {
@@ -102,6 +106,10 @@ impl Counters {
         self.throttle_waits.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
         self.throttle_wait_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stream_broken(&self) {
+        self.streams_broken.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records the end of one logical call after `attempts` attempts.
@@ -131,6 +139,7 @@ impl Counters {
             breaker_rejections: load(&self.breaker_rejections),
             throttle_waits: load(&self.throttle_waits),
             throttle_wait_total: Duration::from_nanos(load(&self.throttle_wait_nanos)),
+            streams_broken: load(&self.streams_broken),
             breaker,
         }
     }

@@ -78,6 +78,7 @@ pub fn retry_gave_up(
 /// | `ratewise_requests_total` | counter | `upstream`, `outcome` |
 /// | `ratewise_retries_total` | counter | `upstream`, `reason` |
 /// | `ratewise_calls_total` | counter | `upstream`, `result` = `success`, `success_after_retry`, `failed` |
+/// | `ratewise_streams_broken_total` | counter | `upstream` (streamed bodies that broke after success) |
 /// | `ratewise_breaker_state` | gauge | `upstream` (0 closed, 1 half-open, 2 open) |
 /// | `ratewise_breaker_transitions_total` | counter | `upstream`, `to` |
 /// | `ratewise_throttle_wait_seconds` | histogram | `upstream`, `budget` |
@@ -92,6 +93,8 @@ pub mod metric {
     pub const RETRIES: &str = "ratewise_retries_total";
     /// `ratewise_calls_total{upstream,result}`.
     pub const CALLS: &str = "ratewise_calls_total";
+    /// `ratewise_streams_broken_total{upstream}`.
+    pub const STREAMS_BROKEN: &str = "ratewise_streams_broken_total";
     /// `ratewise_breaker_state{upstream}`.
     pub const BREAKER_STATE: &str = "ratewise_breaker_state";
     /// `ratewise_breaker_transitions_total{upstream,to}`.
@@ -139,6 +142,10 @@ pub(crate) mod emit {
         metrics::counter!(metric::CALLS, "upstream" => upstream, "result" => result).increment(1);
     }
 
+    pub(crate) fn stream_broken(upstream: &'static str) {
+        metrics::counter!(metric::STREAMS_BROKEN, "upstream" => upstream).increment(1);
+    }
+
     pub(crate) fn breaker_state(upstream: &'static str, level: f64) {
         metrics::gauge!(metric::BREAKER_STATE, "upstream" => upstream).set(level);
     }
@@ -172,6 +179,7 @@ pub(crate) mod emit {
     pub(crate) fn request(_: &'static str, _: &'static str) {}
     pub(crate) fn retry(_: &'static str, _: &'static str) {}
     pub(crate) fn call(_: &'static str, _: &'static str) {}
+    pub(crate) fn stream_broken(_: &'static str) {}
     pub(crate) fn breaker_state(_: &'static str, _: f64) {}
     pub(crate) fn breaker_transition(_: &'static str, _: &'static str) {}
     pub(crate) fn throttle_wait(_: &'static str, _: &str, _: Duration) {}

@@ -3,18 +3,28 @@
 //! Requests and responses are `http::Request<Bytes>` / `http::Response<Bytes>`: the body is
 //! in memory, so every attempt of a retried call replays exactly the same bytes, and the
 //! simulator (`ratewise-testkit`) can stand in for the network by implementing this one trait.
+//! [`Transport::send_streaming`] hands back the head of a response with its body still on the
+//! wire, as a [`BodyStream`] (server-sent events, read as they arrive); its default sends the
+//! request with [`Transport::send`] and yields the buffered body as one chunk, so a transport
+//! that implements only `send` streams too, just not incrementally.
 //!
 //! A failure says whether the request certainly never reached the server
 //! ([`TransportError::certainly_not_sent`]): that is the one case in which a non-idempotent
 //! request without an idempotency key may be retried.
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-/// Sends one HTTP request and returns the response with its body read in full (up to a cap).
+mod stream;
+
+pub use stream::BodyStream;
+
+/// Sends one HTTP request and returns the response with its body read in full (up to a cap), or
+/// with its body as a stream.
 #[async_trait]
 pub trait Transport: Send + Sync + fmt::Debug {
     /// Sends `request`, giving up after `timeout` (the per-attempt timeout).
@@ -23,6 +33,43 @@ pub trait Transport: Send + Sync + fmt::Debug {
         request: http::Request<Bytes>,
         timeout: Duration,
     ) -> Result<http::Response<Bytes>, TransportError>;
+
+    /// Sends `request` and returns as soon as the response's head has arrived (`timeout`
+    /// covers the wait until then), with the body as a [`BodyStream`] of chunks as they come.
+    ///
+    /// A failure while the body streams is an item of the stream:
+    /// [`TransportError::Interrupted`] for a broken connection, [`TransportError::Timeout`] for
+    /// a body that stalls (the transport's idle limit), [`TransportError::BodyTooLarge`] past the
+    /// transport's cap. The default implementation calls [`send`](Self::send) and yields the
+    /// buffered body as one chunk: correct for any transport, incremental for none.
+    async fn send_streaming(
+        &self,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<http::Response<BodyStream>, TransportError> {
+        let response = self.send(request, timeout).await?;
+        Ok(response.map(BodyStream::once))
+    }
+}
+
+/// Runs `exchange` under `timeout`: its result, or [`TransportError::Timeout`] once `timeout`
+/// has passed. The per-attempt timeout of a transport's `send` and `send_streaming`.
+pub async fn within<T>(
+    timeout: Duration,
+    exchange: impl Future<Output = Result<T, TransportError>>,
+) -> Result<T, TransportError> {
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or(Err(TransportError::Timeout { timeout }))
+}
+
+/// Reads the body of a streamed response to its end: the response `send` returns, for a
+/// transport that streams natively.
+pub async fn read_body(
+    response: http::Response<BodyStream>,
+) -> Result<http::Response<Bytes>, TransportError> {
+    let (parts, body) = response.into_parts();
+    Ok(http::Response::from_parts(parts, body.read_to_end().await?))
 }
 
 /// Why a request got no usable response.
@@ -83,6 +130,14 @@ impl TransportError {
 /// keep-alive connections are kept 90 s; redirects are never followed (a redirected POST would
 /// be re-sent by the HTTP client behind the retry logic's back); response bodies are read up to
 /// 16 MiB and refused beyond.
+///
+/// [`send_streaming`](Transport::send_streaming) returns once the head has arrived (the
+/// per-attempt timeout covers that wait) and then yields the body chunk by chunk as reqwest
+/// reads it. The same per-attempt timeout is then the **idle timeout between chunks**: a body
+/// that sends nothing for that long ends with [`TransportError::Timeout`], while a stream that
+/// keeps sending may run as long as it likes. The 16 MiB cap applies to a streamed body too (it
+/// ends with [`TransportError::BodyTooLarge`]); raise it with [`max_body`](Self::max_body) for
+/// longer streams. Any other failure mid-body is [`TransportError::Interrupted`].
 #[derive(Clone)]
 pub struct ReqwestTransport {
     client: reqwest::Client,
@@ -124,26 +179,47 @@ impl ReqwestTransport {
         self
     }
 
-    async fn read_body(
+    /// Sends `request` and waits for the head of the response (no timeout of its own).
+    async fn head(
         &self,
-        mut response: reqwest::Response,
+        request: http::Request<Bytes>,
         timeout: Duration,
-    ) -> Result<Bytes, TransportError> {
-        let mut body = BytesMut::new();
-        loop {
-            match response.chunk().await {
+    ) -> Result<reqwest::Response, TransportError> {
+        let request =
+            reqwest::Request::try_from(request).map_err(|e| TransportError::InvalidRequest {
+                message: e.without_url().to_string(),
+            })?;
+        self.client
+            .execute(request)
+            .await
+            .map_err(|e| classify(&e, timeout))
+    }
+
+    /// The head of `response` over its body, which streams with at most `idle` between chunks
+    /// and at most `max_body` bytes in all.
+    fn streaming(&self, response: reqwest::Response, idle: Duration) -> http::Response<BodyStream> {
+        let mut out = http::Response::new(());
+        *out.status_mut() = response.status();
+        *out.headers_mut() = response.headers().clone();
+        *out.version_mut() = response.version();
+        let max_body = self.max_body;
+        let read = move |(mut response, read): (reqwest::Response, usize)| async move {
+            let item = match response.chunk().await {
+                Ok(None) => return None,
                 Ok(Some(chunk)) => {
-                    if body.len().saturating_add(chunk.len()) > self.max_body {
-                        return Err(TransportError::BodyTooLarge {
-                            limit: self.max_body,
-                        });
+                    let read = read.saturating_add(chunk.len());
+                    if read <= max_body {
+                        return Some((Ok(chunk), (response, read)));
                     }
-                    body.extend_from_slice(&chunk);
+                    Err(TransportError::BodyTooLarge { limit: max_body })
                 }
-                Ok(None) => return Ok(body.freeze()),
-                Err(e) => return Err(classify(&e, timeout)),
-            }
-        }
+                Err(e) => Err(classify_body(&e, idle)),
+            };
+            // The body ends after an error (`BodyStream::idle_limited` reads no further).
+            Some((item, (response, read)))
+        };
+        let chunks = futures_util::stream::unfold((response, 0usize), read);
+        out.map(|()| BodyStream::idle_limited(chunks, idle))
     }
 }
 
@@ -162,30 +238,19 @@ impl Transport for ReqwestTransport {
         request: http::Request<Bytes>,
         timeout: Duration,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let request =
-            reqwest::Request::try_from(request).map_err(|e| TransportError::InvalidRequest {
-                message: e.without_url().to_string(),
-            })?;
-        let send = async {
-            let response = self
-                .client
-                .execute(request)
-                .await
-                .map_err(|e| classify(&e, timeout))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let version = response.version();
-            let body = self.read_body(response, timeout).await?;
-            let mut out = http::Response::new(body);
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            *out.version_mut() = version;
-            Ok(out)
-        };
-        match tokio::time::timeout(timeout, send).await {
-            Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout { timeout }),
-        }
+        within(timeout, async {
+            read_body(self.streaming(self.head(request, timeout).await?, timeout)).await
+        })
+        .await
+    }
+
+    async fn send_streaming(
+        &self,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<http::Response<BodyStream>, TransportError> {
+        let head = within(timeout, self.head(request, timeout)).await?;
+        Ok(self.streaming(head, timeout))
     }
 }
 
@@ -201,6 +266,18 @@ fn classify(error: &reqwest::Error, timeout: Duration) -> TransportError {
         TransportError::InvalidRequest { message }
     } else {
         TransportError::Interrupted { message }
+    }
+}
+
+/// Sorts a reqwest error met while reading a body: the request was sent and answered, so
+/// anything but a timeout is a broken connection.
+fn classify_body(error: &reqwest::Error, timeout: Duration) -> TransportError {
+    if error.is_timeout() {
+        TransportError::Timeout { timeout }
+    } else {
+        TransportError::Interrupted {
+            message: strip_url(error),
+        }
     }
 }
 
@@ -231,7 +308,7 @@ mod tests {
         addr
     }
 
-    fn get(addr: std::net::SocketAddr) -> http::Request<Bytes> {
+    pub(super) fn get(addr: std::net::SocketAddr) -> http::Request<Bytes> {
         http::Request::get(format!("http://{addr}/v1/things"))
             .body(Bytes::new())
             .unwrap()
@@ -315,3 +392,6 @@ mod tests {
         assert_eq!(response.status(), 307);
     }
 }
+
+#[cfg(test)]
+mod streaming_tests;

@@ -19,6 +19,9 @@
 //!    the full wait) or full-jitter backoff, if the retry budget allows and the deadline leaves
 //!    room.
 //!
+//! [`Upstream::execute_streaming`] runs the same steps but hands a success body over as it
+//! arrives, retrying only before its first byte (see [`streaming`]).
+//!
 //! A request that may have been processed (a 5xx, a timeout, a broken connection) is retried
 //! only when repeating it is safe: it carries an idempotency key the provider honours, or the
 //! provider says the operation is safe without one (GET, PUT, DELETE…). Otherwise the call ends
@@ -49,6 +52,12 @@ use crate::stats::{Counters, Stats};
 use crate::telemetry::{self, emit};
 use crate::transport::{ReqwestTransport, Transport, TransportError};
 use crate::verdict::{Processing, Reason, Verdict};
+
+mod receive;
+pub mod streaming;
+
+use receive::{Buffered, Receive};
+pub use streaming::{Reservation, StreamingResponse};
 
 /// The `tracing` target of the per-call span.
 pub const CALL_TARGET: &str = "ratewise::call";
@@ -265,7 +274,26 @@ impl<P: Provider> Upstream<P> {
     }
 
     /// Runs one logical call: every attempt, in order, until success or a typed error.
-    pub async fn execute(&self, mut spec: RequestSpec) -> Result<Response, Error<P::ApiError>> {
+    pub async fn execute(&self, spec: RequestSpec) -> Result<Response, Error<P::ApiError>> {
+        self.call(spec, &Buffered).await
+    }
+
+    /// Runs one logical call like [`execute`](Self::execute), but returns as soon as a success
+    /// head arrives, with the body as a stream: retries happen only before its first byte, and
+    /// a failure while it streams is an item error of the body (see [`streaming`]).
+    pub async fn execute_streaming(
+        &self,
+        spec: RequestSpec,
+    ) -> Result<StreamingResponse, Error<P::ApiError>> {
+        self.call(spec, &streaming::Streaming).await
+    }
+
+    /// One logical call, its response received by `mode`.
+    async fn call<M: Receive<P>>(
+        &self,
+        mut spec: RequestSpec,
+        mode: &M,
+    ) -> Result<M::Output, Error<P::ApiError>> {
         let key_header = self.inner.provider.idempotency_header();
         if key_header.is_some() && spec.idempotency_key.is_none() && !spec.method.is_idempotent() {
             spec.idempotency_key = Some(IdempotencyKey::new());
@@ -284,7 +312,7 @@ impl<P: Provider> Upstream<P> {
         }
         let mut attempts = 0;
         let result = self
-            .run(&spec, key_header, &mut attempts)
+            .run(&spec, key_header, &mut attempts, mode)
             .instrument(span.clone())
             .await;
         let outcome = match &result {
@@ -301,12 +329,13 @@ impl<P: Provider> Upstream<P> {
         result.map_err(|error| error.with_idempotency_key(spec.idempotency_key))
     }
 
-    async fn run(
+    async fn run<M: Receive<P>>(
         &self,
         spec: &RequestSpec,
         key_header: Option<HeaderName>,
         attempts: &mut u32,
-    ) -> Result<Response, Error<P::ApiError>> {
+        mode: &M,
+    ) -> Result<M::Output, Error<P::ApiError>> {
         let inner = &*self.inner;
         let policy = self.policy;
         let clock = &inner.clock;
@@ -378,13 +407,14 @@ impl<P: Provider> Upstream<P> {
                 return Err(Error::deadline_exceeded(P::NAME, attempt - 1));
             }
             inner.counters.request();
-            let sent = inner.transport.send(template.request(), timeout).await;
+            let sent = mode
+                .send(&*inner.transport, template.request(), timeout, held)
+                .await;
             let at = clock.timestamp();
-            drop(held);
 
             // 5–7. Inspect, observe, record.
             let (after, reason, processing, error) = match sent {
-                Ok(response) => {
+                Ok((response, rest)) => {
                     let status = response.status();
                     emit::request(P::NAME, status_label(status));
                     let inspection = inner.provider.inspect(&response, at);
@@ -401,27 +431,23 @@ impl<P: Provider> Upstream<P> {
                         (true, true) => Feedback::ThrottledWithHint,
                     });
                     permit.record_call(&CallOutcome::Status(status));
-                    match inspection.verdict {
+                    let (reason, retry) = match inspection.verdict {
                         Verdict::Success => {
-                            if let Some(actual) = inner.provider.actual_cost(spec, &response) {
-                                inner.limiter.reconcile(&cost, &actual);
-                            }
-                            return Ok(self.success(response, attempt, spec));
+                            return Ok(mode.success(self, response, rest, attempt, spec, &cost));
                         }
-                        Verdict::Fail { reason } => {
-                            return Err(self.api_error(&response, reason, None, false));
-                        }
+                        Verdict::Fail { reason } => (reason, None),
                         Verdict::Retry {
                             after,
                             reason,
                             processing,
-                        } => (
-                            after,
-                            reason,
-                            processing,
-                            self.api_error(&response, reason, after, true),
-                        ),
-                    }
+                        } => (reason, Some((after, processing))),
+                    };
+                    let response = mode.read_rest(response, rest, timeout).await;
+                    let Some((after, processing)) = retry else {
+                        return Err(self.api_error(&response, reason, None, false));
+                    };
+                    let error = self.api_error(&response, reason, after, true);
+                    (after, reason, processing, error)
                 }
                 Err(failure) => {
                     emit::request(P::NAME, transport_label(&failure));

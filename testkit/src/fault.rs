@@ -43,6 +43,13 @@ pub enum Fault {
     ResetAfterCommit,
     /// The connection is dropped before anything is processed.
     ResetBeforeCommit,
+    /// The request is processed and committed, its head and the first `pieces` pieces of its
+    /// body leave (pieces as its [`ChunkedBody`](crate::ChunkedBody) cuts them; a body without
+    /// one is a single piece), then the connection is dropped: a stream broken part way.
+    ResetMidBody {
+        /// Pieces of the body sent before the break (0: the head only).
+        pieces: usize,
+    },
 }
 
 impl Fault {
@@ -78,6 +85,11 @@ impl Fault {
     /// A response held back `delay` longer than usual.
     pub fn slow(delay: Duration) -> Self {
         Self::Slow { delay }
+    }
+
+    /// A response whose body breaks after `pieces` pieces.
+    pub fn reset_mid_body(pieces: usize) -> Self {
+        Self::ResetMidBody { pieces }
     }
 }
 

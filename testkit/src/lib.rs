@@ -40,8 +40,9 @@
 //! `pipeline_outage.rs` (a 60 s outage: the breaker opens, fails fast, lets only probes
 //! through, closes), `pipeline_server.rs` (the same over real sockets with the default
 //! `ReqwestTransport`, real-clock hint and fail-fast bounds), `pipeline_metrics.rs` (exact
-//! metric values for a scripted plan) and `pipeline_cancel.rs` (calls dropped at random await
-//! points leak no permit and no probe slot).
+//! metric values for a scripted plan), `pipeline_cancel.rs` (calls dropped at random await
+//! points leak no permit and no probe slot) and `pipeline_streaming.rs` (`execute_streaming`:
+//! bodies in [`ChunkedBody`] pieces, retries only before the first byte, a break mid-body).
 //!
 //! [`baseline`] holds the retry loops ratewise is measured against (the 3 AM naive loop, the
 //! article's `withRetry`, openai-python's and stripe-node's policies, backon), each a plain
@@ -55,6 +56,7 @@
 //! that long; the ledger keys a side effect by its idempotency key, else by a hash of its body.
 
 pub mod baseline;
+mod chunked;
 pub mod dialect;
 mod fault;
 mod generic_provider;
@@ -68,6 +70,7 @@ mod server;
 mod transport;
 mod upstream;
 
+pub use chunked::ChunkedBody;
 pub use dialect::{Dialect, GenericDialect, ResponseContext, RetryAfterFormat};
 pub use fault::{Fault, FaultPlan};
 pub use generic_provider::{GenericError, GenericProvider, rate_limit_snapshot};

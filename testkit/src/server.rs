@@ -4,6 +4,8 @@
 //! drop a connection ([`Fault::ResetAfterCommit`](crate::Fault::ResetAfterCommit)), the handler
 //! flips the connection's kill switch and the socket is closed with `SO_LINGER` 0 (a TCP RST)
 //! before a single byte of the response is written, so the client sees a broken connection.
+//! A body with a [`ChunkedBody`](crate::ChunkedBody) is written piece by piece as each leaves
+//! (chunked transfer encoding), and its break kills the connection the same way.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,11 +20,13 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
+use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::chunked::{ChunkedBody, Piece, delivery};
 use crate::upstream::{Reply, SimUpstream};
 
 /// The largest request body the server reads: 16 MiB.
@@ -137,6 +141,19 @@ async fn handle(
         None => Reply::Reset,
     };
     match reply {
+        Reply::Response(response) if response.extensions().get::<ChunkedBody>().is_some() => {
+            let pieces = delivery(&response).map(move |piece| match piece {
+                Piece::Data(bytes) => Ok(bytes),
+                Piece::Break => {
+                    connection.kill();
+                    Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "the simulated server broke the connection mid-body",
+                    ))
+                }
+            });
+            response.map(|_| Body::from_stream(pieces))
+        }
         Reply::Response(response) => response.map(Body::from),
         Reply::Reset => {
             connection.kill();

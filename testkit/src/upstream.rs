@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use ratewise_core::clock::{SharedClock, TokioClock};
 
+use crate::chunked::ChunkedBody;
 use crate::dialect::{Dialect, GenericDialect, ResponseContext};
 use crate::fault::{Fault, FaultPlan, FaultState};
 use crate::handler::{EchoHandler, Handler, HandlerContext};
@@ -268,6 +269,8 @@ struct Exchange {
     latency: Duration,
     extra_delay: Duration,
     reset: bool,
+    /// Pieces of the body sent before the connection breaks, if it does.
+    break_body: Option<usize>,
     statuses: Vec<LimitStatus>,
     plan: Plan,
     guard: Guard,
@@ -348,6 +351,7 @@ impl SimUpstream {
         };
         let mut extra_delay = Duration::ZERO;
         let mut reset = false;
+        let mut break_body = None;
 
         let (decision, statuses, latency) = {
             let mut state = inner.lock();
@@ -389,6 +393,7 @@ impl SimUpstream {
                     match other {
                         Some(Fault::Slow { delay }) => extra_delay = delay,
                         Some(Fault::ResetAfterCommit) => reset = true,
+                        Some(Fault::ResetMidBody { pieces }) => break_body = Some(pieces),
                         _ => {}
                     }
                     let admission = state.limits.admit(&operation, headers, now);
@@ -458,6 +463,7 @@ impl SimUpstream {
             latency,
             extra_delay,
             reset,
+            break_body,
             statuses,
             plan,
             guard,
@@ -514,7 +520,20 @@ impl Exchange {
         if !self.extra_delay.is_zero() {
             tokio::time::sleep(self.extra_delay).await;
         }
-        let reply = if self.reset { Reply::Reset } else { reply };
+        let reply = match (reply, self.break_body) {
+            _ if self.reset => Reply::Reset,
+            (Reply::Response(mut response), Some(pieces)) => {
+                let chunked = response
+                    .extensions_mut()
+                    .remove::<ChunkedBody>()
+                    .unwrap_or_default();
+                response
+                    .extensions_mut()
+                    .insert(chunked.break_after(pieces));
+                Reply::Response(response)
+            }
+            (reply, _) => reply,
+        };
         let outcome = match &reply {
             Reply::Response(r) => Outcome::Answered(r.status()),
             Reply::Reset => Outcome::Reset,

@@ -1,33 +1,37 @@
 //! Chat completions: `POST /chat/completions`, whole or streamed as server-sent events.
 //!
-//! # Streaming, and what it does not do yet
+//! # Streaming
 //!
-//! The core [`Transport`](ratewise_core::transport::Transport) reads a response body in full
-//! before the pipeline inspects it (so a retried attempt never leaves half a stream behind).
-//! [`Chat::create_stream`] therefore sends `stream: true`, lets the pipeline run the call
-//! (admission, pacing, retries: all before any chunk is handed out), then parses the buffered
-//! `text/event-stream` body into a [`ChatStream`] of typed chunks. The API is a `Stream`, the
-//! chunks are OpenAI's, and the final chunk's `usage` (requested with
-//! `stream_options.include_usage`) reconciles the token reservation; but chunks arrive together
-//! when the response ends, not as the model writes them. Incremental delivery needs a streaming
-//! send on the transport (retrying only before the first byte); until then, use
-//! [`Chat::create`] when latency to the first token matters as much as the total.
+//! [`Chat::create_stream`] sends `stream: true` through the pipeline's streaming call
+//! ([`Upstream::execute_streaming`](ratewise_core::upstream::Upstream::execute_streaming)):
+//! admission, pacing and retries run as for [`Chat::create`], and the call returns as soon as
+//! a 2xx head arrives. The [`ChatStream`] then parses the `text/event-stream` body
+//! incrementally and yields each typed chunk as soon as its event has arrived, while the model
+//! is still writing the rest. `data: [DONE]` ends it.
+//!
+//! - **Retries** happen only before the first byte of the body: a 429 or a 5xx is retried
+//!   after its hint as for any call. A connection that breaks (or a body that stalls past the
+//!   per-attempt timeout) mid-stream is an item error of the stream and ends it; it is never
+//!   retried, since a second attempt would repeat the chunks already yielded. Retry the whole
+//!   call yourself if a repeated beginning is acceptable.
+//! - **Tokens**: the call reserves the estimate (prompt, or `max_completion_tokens` × `n`) on
+//!   admission, and asks for the final usage chunk (`stream_options.include_usage`). When that
+//!   chunk arrives, the reservation is settled with its `usage.total_tokens`, refunding what
+//!   the completion did not use. A stream dropped before it (or one whose server sends no
+//!   usage) keeps the estimate charged: OpenAI may well have spent it.
+//! - **Concurrency**: a limiter slot (if a concurrency limiter is configured) is held until the
+//!   body ends, breaks, reaches `[DONE]` or the stream is dropped.
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use futures_util::Stream;
-use http::{HeaderValue, StatusCode, header};
-use ratewise_core::provider::Provider;
+use http::{HeaderValue, header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::OpenAiProvider;
 use crate::client::{Error, OpenAiClient, invalid, json_spec};
-use crate::error::OpenAiError;
-use crate::sse;
 use crate::wire::wire_enum;
+
+mod stream;
+
+pub use stream::ChatStream;
 
 wire_enum! {
     /// Who wrote a message.
@@ -316,77 +320,6 @@ pub struct ChatCompletionChunk {
     pub usage: Option<Usage>,
 }
 
-/// A streamed chat completion: a `Stream` of typed chunks (see the [module docs](self) on
-/// when they arrive).
-///
-/// An error event inside the stream (`data: {"error": …}`) is yielded as an `Error::Api` and
-/// ends the stream; a chunk that does not decode is yielded as `Error::Decode` (with the raw
-/// event) and the stream goes on.
-#[derive(Debug)]
-pub struct ChatStream {
-    chunks: VecDeque<Result<ChatCompletionChunk, Error>>,
-    usage: Option<Usage>,
-    request_id: Option<String>,
-}
-
-impl ChatStream {
-    fn parse(body: &[u8], request_id: Option<String>) -> Self {
-        let name = OpenAiProvider::NAME;
-        let mut chunks = VecDeque::new();
-        let mut usage = None;
-        for data in sse::events(body) {
-            if let Ok(chunk) = serde_json::from_str::<ChatCompletionChunk>(data) {
-                usage = chunk.usage.or(usage);
-                chunks.push_back(Ok(chunk));
-                continue;
-            }
-            match OpenAiError::from_body(data.as_bytes()) {
-                Some(mut error) => {
-                    error.request_id.clone_from(&request_id);
-                    let mut failed = Error::api(name, StatusCode::OK, error).with_retryable(false);
-                    if let Some(id) = &request_id {
-                        failed = failed.with_request_id(id.clone());
-                    }
-                    chunks.push_back(Err(failed));
-                    break;
-                }
-                None => chunks.push_back(Err(Error::decode(
-                    name,
-                    data.as_bytes(),
-                    "not a chat.completion.chunk",
-                ))),
-            }
-        }
-        Self {
-            chunks,
-            usage,
-            request_id,
-        }
-    }
-
-    /// The usage the final chunk reported (requested automatically), if it came.
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage
-    }
-
-    /// The response's `x-request-id`.
-    pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-}
-
-impl Stream for ChatStream {
-    type Item = Result<ChatCompletionChunk, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Poll::Ready(self.get_mut().chunks.pop_front())
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.chunks.len(), Some(self.chunks.len()))
-    }
-}
-
 /// The chat completions resource of an [`OpenAiClient`].
 #[derive(Clone, Debug)]
 pub struct Chat {
@@ -408,8 +341,9 @@ impl Chat {
             .await
     }
 
-    /// `POST /chat/completions` with `stream: true`, as a [`ChatStream`] of chunks; asks for
-    /// the final usage chunk so the token reservation is reconciled.
+    /// `POST /chat/completions` with `stream: true`, as a [`ChatStream`] of chunks yielded as
+    /// they arrive; asks for the final usage chunk so the token reservation is reconciled (see
+    /// the [module docs](self)).
     pub async fn create_stream(&self, request: CreateChatCompletion) -> Result<ChatStream, Error> {
         let mut request = request;
         request.stream = true;
@@ -422,15 +356,14 @@ impl Chat {
                 header::ACCEPT,
                 HeaderValue::from_static("text/event-stream"),
             );
-        let response = self.client.execute(spec).await?;
-        Ok(ChatStream::parse(&response.body, response.request_id))
+        let response = self.client.execute_streaming(spec).await?;
+        Ok(ChatStream::new(response))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     #[test]
     fn a_request_serialises_only_what_was_set() {
@@ -480,49 +413,5 @@ mod tests {
             Some(FinishReason::Other("thinking_budget".into()))
         );
         assert_eq!(completion.usage.unwrap().total_tokens, 12);
-    }
-
-    #[tokio::test]
-    async fn a_buffered_event_stream_yields_typed_chunks_and_the_final_usage() {
-        let body = concat!(
-            "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
-            "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
-            "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n",
-            "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n",
-            "data: [DONE]\n\n"
-        );
-        let stream = ChatStream::parse(body.as_bytes(), Some("req_1".into()));
-        assert_eq!(stream.usage().map(|u| u.total_tokens), Some(7));
-        assert_eq!(stream.request_id(), Some("req_1"));
-        let chunks: Vec<_> = stream.collect().await;
-        assert_eq!(chunks.len(), 4);
-        let text: String = chunks
-            .iter()
-            .filter_map(|c| c.as_ref().ok())
-            .flat_map(|c| c.choices.iter())
-            .filter_map(|c| c.delta.content.as_deref())
-            .collect();
-        assert_eq!(text, "Hello");
-    }
-
-    #[tokio::test]
-    async fn an_error_event_ends_the_stream_with_the_typed_error() {
-        let body = "data: {\"id\":\"c1\",\"choices\":[]}\n\ndata: not json\n\ndata: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\ndata: {\"id\":\"c1\",\"choices\":[]}\n\n";
-        let chunks: Vec<_> = ChatStream::parse(body.as_bytes(), Some("req_9".into()))
-            .collect()
-            .await;
-        assert_eq!(chunks.len(), 3);
-        assert!(chunks[0].is_ok());
-        assert!(matches!(chunks[1], Err(Error::Decode { .. })));
-        let Err(Error::Api {
-            error: Some(api),
-            request_id,
-            ..
-        }) = &chunks[2]
-        else {
-            panic!("{:?}", chunks[2]);
-        };
-        assert_eq!(api.message.as_deref(), Some("overloaded"));
-        assert_eq!(request_id.as_deref(), Some("req_9"));
     }
 }

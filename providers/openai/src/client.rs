@@ -4,7 +4,7 @@ use http::{HeaderValue, header};
 use ratewise_core::options::{ClientBuilder, ClientOptions};
 use ratewise_core::provider::{Provider, RequestSpec};
 use ratewise_core::secret::Secret;
-use ratewise_core::upstream::{ConfigError, Response, Upstream};
+use ratewise_core::upstream::{ConfigError, Response, StreamingResponse, Upstream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -143,6 +143,18 @@ impl OpenAiClient {
     /// typed error body.
     pub(crate) async fn execute(&self, spec: RequestSpec) -> Result<Response, Error> {
         self.upstream.execute(spec).await.map_err(with_request_id)
+    }
+
+    /// Runs `spec` and returns the successful head with its body still streaming, filling the
+    /// request id into a typed error body.
+    pub(crate) async fn execute_streaming(
+        &self,
+        spec: RequestSpec,
+    ) -> Result<StreamingResponse, Error> {
+        self.upstream
+            .execute_streaming(spec)
+            .await
+            .map_err(with_request_id)
     }
 
     /// POSTs `body` as JSON to `path` and decodes the JSON answer.

@@ -11,7 +11,7 @@
 //! | [`tokens`] | token estimates: BPE (feature `tokenizer`) or one per 4 characters |
 //! | [`client`] | [`OpenAiClient`]: builder, `from_env`, organization/project, tier limits |
 //! | [`chat`], [`embeddings`], [`models`] | typed resources |
-//! | [`sse`] | the server-sent events parser behind [`ChatStream`] |
+//! | [`sse`] | the incremental server-sent events parser behind [`ChatStream`] |
 //! | `sim` | OpenAI's dialect and a small in-memory OpenAI for the testkit (feature `sim`) |
 //!
 //! ```no_run

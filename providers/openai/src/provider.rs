@@ -30,7 +30,7 @@
 //! arrival ([`tokens::request_tokens`]: the larger of `max_tokens`/`max_completion_tokens` × `n`
 //! and the prompt's tokens) of [`BudgetName::TOKENS`]. The reservation is reconciled with the
 //! response's `usage.total_tokens` ([`Provider::actual_cost`]; for a stream, the final chunk's
-//! usage), refunding what the completion did not use.
+//! usage as it arrives, see [`crate::chat`]), refunding what the completion did not use.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,7 +209,7 @@ impl Provider for OpenAiProvider {
     ) -> Option<Cost> {
         let total = if sse::is_event_stream(response.headers(), response.body()) {
             sse::events(response.body())
-                .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+                .filter_map(|data| serde_json::from_str::<Value>(&data).ok())
                 .filter_map(|chunk| total_tokens(&chunk))
                 .last()
         } else {
@@ -218,7 +218,7 @@ impl Provider for OpenAiProvider {
                 .as_ref()
                 .and_then(total_tokens)
         }?;
-        Some(Cost::request().with(BudgetName::TOKENS, total))
+        Some(usage_cost(total))
     }
 
     fn default_limiters(&self, clock: &SharedClock) -> Vec<Arc<dyn Limiter>> {
@@ -237,6 +237,11 @@ impl Provider for OpenAiProvider {
     fn request_id(&self, headers: &HeaderMap) -> Option<String> {
         headers::request_id(headers)
     }
+}
+
+/// What a call that used `total_tokens` really cost: 1 request and those tokens.
+pub(crate) fn usage_cost(total_tokens: u64) -> Cost {
+    Cost::request().with(BudgetName::TOKENS, total_tokens)
 }
 
 fn total_tokens(body: &Value) -> Option<u64> {

@@ -21,7 +21,10 @@
 //! - **Responses with `usage`**: embeddings (one small deterministic vector per input), chat
 //!   completions (a short deterministic reply within `max_tokens`), streamed as server-sent
 //!   events with `stream: true` (a final usage chunk when `stream_options.include_usage`), and
-//!   `GET /models`.
+//!   `GET /models`. A streamed reply leaves one event at a time, each
+//!   [`OpenAiHandler::stream_interval`] after the one before (a [`ChunkedBody`]), so a client
+//!   reading it incrementally sees the first chunk before the model has "written" the last; a
+//!   [`Fault::ResetMidBody`](ratewise_testkit::Fault::ResetMidBody) breaks it part way.
 //!
 //! Injected faults ([`ratewise_testkit::FaultPlan`]) answer with OpenAI's bodies through the
 //! dialect: a bare 429 `rate_limit_exceeded` without rate-limit headers (as when the headers
@@ -64,7 +67,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use ratewise_core::clock::{SharedClock, TokioClock};
 use ratewise_testkit::dialect::{epoch_seconds_ceil, json_response};
-use ratewise_testkit::{Dialect, Handler, HandlerContext, IdempotencyError, ResponseContext};
+use ratewise_testkit::{
+    ChunkedBody, Dialect, Handler, HandlerContext, IdempotencyError, ResponseContext,
+};
 use serde_json::{Value, json};
 
 use crate::headers::{
@@ -268,6 +273,7 @@ struct Inner {
     per_model: HashMap<String, (u64, u64)>,
     retry_after_headers: bool,
     dimensions: usize,
+    stream_interval: Duration,
     clock: SharedClock,
     start: Instant,
     state: Mutex<State>,
@@ -277,7 +283,8 @@ struct Inner {
 ///
 /// Cheap to clone; clones share one account (keep one to read [`OpenAiHandler::stats`]).
 /// Defaults: the limits given to [`OpenAiHandler::new`] for every model, unlimited credit, no
-/// `retry-after` headers, 8-dimensional embeddings, tokio's clock (virtual under
+/// `retry-after` headers, 8-dimensional embeddings, stream events all leaving at once (no
+/// interval, but each its own piece), tokio's clock (virtual under
 /// `start_paused`, the same clock the simulator uses by default).
 #[derive(Clone, Debug)]
 pub struct OpenAiHandler {
@@ -288,33 +295,33 @@ impl OpenAiHandler {
     /// An OpenAI account allowing `rpm` requests and `tpm` tokens per minute for every model.
     pub fn new(rpm: u64, tpm: u64) -> Self {
         let clock = TokioClock::shared();
-        Self::build(rpm, tpm, HashMap::new(), None, false, 8, clock)
+        let parts = BuilderParts {
+            per_model: HashMap::new(),
+            credit: None,
+            retry_after_headers: false,
+            dimensions: 8,
+            stream_interval: Duration::ZERO,
+            clock,
+        };
+        Self::build(rpm, tpm, parts)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn build(
-        rpm: u64,
-        tpm: u64,
-        per_model: HashMap<String, (u64, u64)>,
-        credit: Option<u64>,
-        retry_after_headers: bool,
-        dimensions: usize,
-        clock: SharedClock,
-    ) -> Self {
-        let start = clock.now();
+    fn build(rpm: u64, tpm: u64, parts: BuilderParts) -> Self {
+        let start = parts.clock.now();
         Self {
             inner: Arc::new(Inner {
                 rpm,
                 tpm,
-                per_model,
-                retry_after_headers,
-                dimensions,
-                clock,
+                per_model: parts.per_model,
+                retry_after_headers: parts.retry_after_headers,
+                dimensions: parts.dimensions,
+                stream_interval: parts.stream_interval,
+                clock: parts.clock,
                 start,
                 state: Mutex::new(State {
                     models: HashMap::new(),
                     stats: SimStats::default(),
-                    credit_left: credit,
+                    credit_left: parts.credit,
                 }),
             }),
         }
@@ -331,18 +338,11 @@ impl OpenAiHandler {
                 .credit_left,
             retry_after_headers: inner.retry_after_headers,
             dimensions: inner.dimensions,
+            stream_interval: inner.stream_interval,
             clock: Arc::clone(&inner.clock),
         };
         f(&mut parts);
-        Self::build(
-            inner.rpm,
-            inner.tpm,
-            parts.per_model,
-            parts.credit,
-            parts.retry_after_headers,
-            parts.dimensions,
-            parts.clock,
-        )
+        Self::build(inner.rpm, inner.tpm, parts)
     }
 
     /// Other limits for `model`.
@@ -369,6 +369,12 @@ impl OpenAiHandler {
     /// Embedding vector length (default 8).
     pub fn dimensions(self, dimensions: usize) -> Self {
         self.rebuild(|p| p.dimensions = dimensions)
+    }
+
+    /// The pause between two events of a streamed reply, as the model "writes" it (default
+    /// none: every event leaves at once, still each in its own piece of the body).
+    pub fn stream_interval(self, interval: Duration) -> Self {
+        self.rebuild(|p| p.stream_interval = interval)
     }
 
     /// The clock the buckets run on (default tokio's); give the simulator's if it has another.
@@ -529,7 +535,7 @@ impl OpenAiHandler {
             Ok(buckets) => {
                 let (mut response, used) = match kind {
                     Kind::Embeddings => self.embeddings(&body, &model, charge),
-                    Kind::Chat => chat(&body, &model, ctx),
+                    Kind::Chat => chat(&body, &model, ctx, self.inner.stream_interval),
                 };
                 state.stats.admitted = state.stats.admitted.saturating_add(1);
                 state.stats.tokens_admitted = state.stats.tokens_admitted.saturating_add(charge);
@@ -598,6 +604,7 @@ struct BuilderParts {
     credit: Option<u64>,
     retry_after_headers: bool,
     dimensions: usize,
+    stream_interval: Duration,
     clock: SharedClock,
 }
 
@@ -629,8 +636,14 @@ fn rate_limit_headers(headers: &mut HeaderMap, rpm: u64, tpm: u64, buckets: &Mod
     }
 }
 
-/// A chat completion (or its event stream) and the tokens it used.
-fn chat(body: &Value, model: &str, ctx: &HandlerContext) -> (http::Response<Bytes>, u64) {
+/// A chat completion (or its event stream, one event a piece, `interval` apart) and the tokens
+/// it used.
+fn chat(
+    body: &Value,
+    model: &str,
+    ctx: &HandlerContext,
+    interval: Duration,
+) -> (http::Response<Bytes>, u64) {
     const WORDS: [&str; 8] = [
         "This",
         " is",
@@ -682,29 +695,39 @@ fn chat(body: &Value, model: &str, ctx: &HandlerContext) -> (http::Response<Byte
             }
             format!("data: {chunk}\n\n")
         };
-        let mut sse = chunk(
+        let mut events = vec![chunk(
             json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
             None,
-        );
+        )];
         for word in &words {
-            sse.push_str(&chunk(
+            events.push(chunk(
                 json!([{"index": 0, "delta": {"content": word}, "finish_reason": null}]),
                 None,
             ));
         }
-        sse.push_str(&chunk(
+        events.push(chunk(
             json!([{"index": 0, "delta": {}, "finish_reason": finish}]),
             None,
         ));
         if include_usage {
-            sse.push_str(&chunk(json!([]), Some(&usage)));
+            events.push(chunk(json!([]), Some(&usage)));
         }
-        sse.push_str("data: [DONE]\n\n");
-        let mut response = http::Response::new(Bytes::from(sse));
+        events.push("data: [DONE]\n\n".to_owned());
+        let ends: Vec<usize> = events
+            .iter()
+            .scan(0, |end, event| {
+                *end += event.len();
+                Some(*end)
+            })
+            .collect();
+        let mut response = http::Response::new(Bytes::from(events.concat()));
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream; charset=utf-8"),
         );
+        response
+            .extensions_mut()
+            .insert(ChunkedBody::new(ends, interval));
         return (response, used);
     }
     let response = json_response(
@@ -752,5 +775,7 @@ pub fn corpus(count: usize, seed: u64) -> Vec<String> {
         .collect()
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,5 @@
 //! The client against the simulated OpenAI, in virtual time.
 
-use futures_util::StreamExt;
 use http::StatusCode;
 use ratewise_core::error::Retryable;
 use ratewise_core::transport::Transport;
@@ -15,17 +14,19 @@ use crate::{
 };
 
 const MODEL: &str = "text-embedding-3-small";
+/// The latency of every simulated response.
+pub(super) const LATENCY: Duration = Duration::from_millis(50);
 
-fn sim(handler: &OpenAiHandler, faults: FaultPlan) -> SimUpstream {
+pub(super) fn sim(handler: &OpenAiHandler, faults: FaultPlan) -> SimUpstream {
     SimUpstream::builder()
         .dialect(OpenAiDialect::new())
         .handler(handler.clone())
         .faults(faults)
-        .latency(Duration::from_millis(50))
+        .latency(LATENCY)
         .build()
 }
 
-fn client(sim: &SimUpstream) -> crate::OpenAiClientBuilder {
+pub(super) fn client(sim: &SimUpstream) -> crate::OpenAiClientBuilder {
     OpenAiClient::builder("sk-sim")
         .base_url("http://openai.sim/v1")
         .transport(Arc::new(sim.transport()))
@@ -405,30 +406,6 @@ async fn injected_429s_and_5xx_are_retried_and_the_retry_after_headers_obeyed() 
     assert_eq!(sim.ledger().requests(), 3);
     assert_eq!(client.upstream().stats().retries, 2);
     assert!(sim.clock().now() - started >= Duration::from_millis(1500));
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_streamed_completion_yields_its_chunks_and_the_final_usage() {
-    let openai = OpenAiHandler::new(RPM, 10_000);
-    let sim = sim(&openai, FaultPlan::new());
-    let client = client(&sim).limits(RPM, 10_000).build().unwrap();
-    let request = CreateChatCompletion::new("gpt-4o-mini", vec![ChatMessage::user("Say hi")])
-        .max_completion_tokens(4_000);
-    let stream = client.chat().create_stream(request).await.unwrap();
-    let usage = stream.usage().unwrap();
-    assert!(stream.request_id().is_some());
-    let chunks: Vec<_> = stream.collect().await;
-    let text: String = chunks
-        .iter()
-        .map(|c| c.as_ref().unwrap())
-        .flat_map(|c| c.choices.iter())
-        .filter_map(|c| c.delta.content.as_deref())
-        .collect();
-    assert_eq!(text, "This is a simulated reply from the model.");
-    assert!(usage.total_tokens < 100);
-    assert_eq!(openai.stats().tokens_used, usage.total_tokens);
-    // The reservation was the 4,000 completion tokens asked for, charged by the server too.
-    assert_eq!(openai.stats().tokens_admitted, 4_000);
 }
 
 #[tokio::test(start_paused = true)]
