@@ -34,6 +34,7 @@ pub mod hint;
 pub mod idempotency;
 pub mod limit;
 pub mod options;
+pub mod pages;
 pub mod provider;
 pub mod queue;
 pub mod quota;

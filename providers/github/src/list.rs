@@ -1,23 +1,22 @@
 //! Pagination: list endpoints follow the `Link: <…>; rel="next"` header, page by page or as a
 //! `Stream`.
 
-use std::collections::VecDeque;
-
 use futures_util::Stream;
+use ratewise_core::pages::PageSource;
 use serde::de::DeserializeOwned;
 
 use crate::request::{Error, Request};
 
 /// A response body that holds one page of items: a JSON array (`Vec<T>`), or a search result
 /// (`{"total_count", "items": [...]}`).
-pub trait Listing: DeserializeOwned {
+pub trait Listing: DeserializeOwned + Send {
     /// The item type.
-    type Item;
+    type Item: Send;
     /// The items of this page.
     fn into_items(self) -> Vec<Self::Item>;
 }
 
-impl<T: DeserializeOwned> Listing for Vec<T> {
+impl<T: DeserializeOwned + Send> Listing for Vec<T> {
     type Item = T;
     fn into_items(self) -> Vec<T> {
         self
@@ -105,21 +104,15 @@ impl<L: Listing> Pages<L> {
     ///
     /// Ends after the last item, or after the first error (which it yields).
     pub fn into_stream(self) -> impl Stream<Item = Result<L::Item, Error>> {
-        let state = (self, VecDeque::new(), false);
-        futures_util::stream::unfold(state, |(mut pages, mut buffer, failed)| async move {
-            loop {
-                if failed {
-                    return None;
-                }
-                if let Some(item) = buffer.pop_front() {
-                    return Some((Ok(item), (pages, buffer, false)));
-                }
-                match pages.next_page().await {
-                    Ok(Some(page)) => buffer.extend(page.items),
-                    Ok(None) => return None,
-                    Err(error) => return Some((Err(error), (pages, buffer, true))),
-                }
-            }
-        })
+        ratewise_core::pages::items(self)
+    }
+}
+
+impl<L: Listing> PageSource for Pages<L> {
+    type Item = L::Item;
+    type Error = Error;
+
+    async fn next_items(&mut self) -> Result<Option<Vec<L::Item>>, Error> {
+        Ok(self.next_page().await?.map(|page| page.items))
     }
 }

@@ -24,7 +24,7 @@ pub struct SearchResults<T> {
     pub items: Vec<T>,
 }
 
-impl<T: DeserializeOwned> Listing for SearchResults<T> {
+impl<T: DeserializeOwned + Send> Listing for SearchResults<T> {
     type Item = T;
     fn into_items(self) -> Vec<T> {
         self.items

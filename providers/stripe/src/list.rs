@@ -1,6 +1,7 @@
 //! [`List`]: one page of a list endpoint, and [`Pages`] to walk them with `starting_after`.
 
 use futures_util::Stream;
+use ratewise_core::pages::PageSource;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -118,22 +119,19 @@ impl<T: DeserializeOwned + Object> Pages<T> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn into_stream(self) -> impl Stream<Item = Result<T, Error>> {
-        let state = (self, std::collections::VecDeque::new(), false);
-        futures_util::stream::unfold(state, |(mut pages, mut buffer, failed)| async move {
-            loop {
-                if failed {
-                    return None;
-                }
-                if let Some(item) = buffer.pop_front() {
-                    return Some((Ok(item), (pages, buffer, false)));
-                }
-                match pages.next_page().await {
-                    Ok(Some(page)) => buffer.extend(page.data),
-                    Ok(None) => return None,
-                    Err(error) => return Some((Err(error), (pages, buffer, true))),
-                }
-            }
-        })
+    pub fn into_stream(self) -> impl Stream<Item = Result<T, Error>>
+    where
+        T: Send,
+    {
+        ratewise_core::pages::items(self)
+    }
+}
+
+impl<T: DeserializeOwned + Object + Send> PageSource for Pages<T> {
+    type Item = T;
+    type Error = Error;
+
+    async fn next_items(&mut self) -> Result<Option<Vec<T>>, Error> {
+        Ok(self.next_page().await?.map(|page| page.data))
     }
 }
