@@ -21,8 +21,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 mod fast;
+mod reader;
 
 pub use fast::FastClock;
+pub(crate) use reader::ClockReader;
+
+/// A value only this crate can build: a [`Clock`] method taking it can be neither called nor
+/// overridden outside ratewise-core.
+mod sealed {
+    #[allow(unreachable_pub)] // sealed: public in a private module
+    #[derive(Clone, Copy, Debug)]
+    pub struct Token;
+}
 
 /// A source of monotonic and wall-clock time.
 ///
@@ -51,6 +61,14 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// origin return it, which makes `nanos_since(epoch())` a subtraction-free read.
     fn epoch(&self) -> Instant {
         self.now()
+    }
+
+    /// This clock as a [`FastClock`], if it is one, so the hot paths read it without a dynamic
+    /// call. Crate-internal (sealed). Default: `None`.
+    #[doc(hidden)]
+    fn as_fast_clock(&self, token: sealed::Token) -> Option<&FastClock> {
+        let _ = token;
+        None
     }
 
     /// Both readings at once, for code that turns server wall times into monotonic instants.
@@ -106,6 +124,14 @@ fn nanos_between(origin: Instant, elapsed: u64, base: Instant) -> u64 {
     if base == origin {
         return elapsed;
     }
+    from_other_base(origin, elapsed, base)
+}
+
+/// [`nanos_between`] when `base` is not `origin`: out of line, so the common case stays a
+/// comparison and keeps the caller's registers free.
+#[cold]
+#[inline(never)]
+fn from_other_base(origin: Instant, elapsed: u64, base: Instant) -> u64 {
     match base.checked_duration_since(origin) {
         Some(ahead) => elapsed.saturating_sub(nanos(ahead)),
         None => elapsed.saturating_add(nanos(origin.saturating_duration_since(base))),
@@ -184,6 +210,13 @@ impl Clock for TokioClock {
         self.origin_wall
             .checked_add(elapsed)
             .unwrap_or(self.origin_wall)
+    }
+
+    /// The instant this clock was created: every mechanism built on one shared `TokioClock`
+    /// then counts from the same base, so a [`CompositeLimiter`](crate::limit::CompositeLimiter)
+    /// can share one reading among its members.
+    fn epoch(&self) -> Instant {
+        self.origin.into_std()
     }
 }
 

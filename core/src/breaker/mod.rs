@@ -67,7 +67,8 @@
 //! ([`admit_owned`](CircuitBreaker::admit_owned) gives a `'static` one for a spawned task).
 //! Recording a success is one clock read and one compare-and-swap on the current bucket; while
 //! a failure is in the window it also sums the buckets (one load each) to decide whether to
-//! trip. No lock, no allocation, no dynamic call besides the clock. Locks are taken only while
+//! trip. No lock, no allocation, no dynamic call besides the clock (none with a
+//! [`FastClock`](crate::clock::FastClock), which is read directly). Locks are taken only while
 //! open past the period, half-open, or to trip.
 //!
 //! ```
@@ -113,7 +114,7 @@ pub use outcome::{CallOutcome, FailurePredicate, Outcome, counts_as_failure};
 pub use permit::BreakerPermit;
 pub use window::WindowStats;
 
-use crate::clock::SharedClock;
+use crate::clock::{ClockReader, SharedClock};
 use events::Events;
 use window::Window;
 
@@ -142,7 +143,7 @@ struct Inner {
     window: Window,
     control: Mutex<Control>,
     events: Events,
-    clock: SharedClock,
+    clock: ClockReader,
     origin: Instant,
     config: BreakerConfig,
     slow_nanos: Option<u64>,
@@ -174,6 +175,7 @@ fn nanos(d: Duration) -> u64 {
 impl CircuitBreaker {
     /// A closed breaker with `config`, reading time from `clock`.
     pub fn new(config: BreakerConfig, clock: SharedClock) -> Self {
+        let clock = ClockReader::new(clock);
         let origin = clock.epoch();
         let bucket = config.bucket_duration();
         Self {
@@ -211,14 +213,21 @@ impl CircuitBreaker {
     pub fn admit(&self) -> Result<BreakerPermit<'_>, CircuitOpen> {
         let inner = &*self.inner;
         let word = inner.state.load(Ordering::Acquire);
-        if word & KIND_MASK == CLOSED {
-            let started = match inner.slow_nanos {
-                Some(_) => inner.now(),
-                None => 0,
-            };
-            return Ok(BreakerPermit::new(inner, word, started, false));
+        if word & KIND_MASK == CLOSED && inner.slow_nanos.is_none() {
+            return Ok(BreakerPermit::new(inner, word, 0));
         }
+        self.admit_timed(word)
+    }
+
+    /// [`admit`](Self::admit) when it needs the time: closed with a slow-call threshold (the
+    /// call's start), open or half-open.
+    #[inline(never)]
+    fn admit_timed(&self, word: u64) -> Result<BreakerPermit<'_>, CircuitOpen> {
+        let inner = &*self.inner;
         let now = inner.now();
+        if word & KIND_MASK == CLOSED {
+            return Ok(BreakerPermit::new(inner, word, now));
+        }
         if word & KIND_MASK == OPEN {
             let until = inner.open_until.load(Ordering::Acquire);
             if now < until {
@@ -240,11 +249,11 @@ impl CircuitBreaker {
         let mut ctl = inner.lock();
         let word = inner.materialize(&mut ctl, now);
         let result = match word & KIND_MASK {
-            CLOSED => Ok(BreakerPermit::new(inner, word, now, false)),
+            CLOSED => Ok(BreakerPermit::new(inner, word, now)),
             OPEN => Err(inner.refusal(inner.open_until.load(Ordering::Acquire), now, false)),
             _ if ctl.in_flight.saturating_add(ctl.successes) < inner.config.half_open_probes => {
                 ctl.in_flight = ctl.in_flight.saturating_add(1);
-                Ok(BreakerPermit::new(inner, word, now, true))
+                Ok(BreakerPermit::new(inner, word, now))
             }
             _ => Err(inner.refusal(now.saturating_add(inner.bucket_nanos), now, true)),
         };
@@ -337,7 +346,7 @@ impl CircuitBreaker {
 impl Inner {
     #[inline]
     fn now(&self) -> u64 {
-        self.clock.nanos_since(self.origin)
+        self.clock.nanos()
     }
 
     fn instant(&self, nanos: u64) -> Instant {
@@ -425,10 +434,11 @@ impl Inner {
         next
     }
 
-    /// Records the outcome of a call admitted in state `word`.
+    /// Records the outcome of a call admitted in state `word` (a half-open probe when that state
+    /// is half-open: nothing else is admitted then).
     #[inline]
-    fn finish(&self, word: u64, started: u64, probe: bool, outcome: Outcome) {
-        if probe {
+    fn finish(&self, word: u64, started: u64, outcome: Outcome) {
+        if word & KIND_MASK == HALF_OPEN {
             return self.finish_probe(word, started, outcome);
         }
         if outcome == Outcome::Ignored {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{CallOutcome, Inner, Outcome};
+use super::{CallOutcome, HALF_OPEN, Inner, KIND_MASK, Outcome};
 
 /// Proof that a [`CircuitBreaker`](super::CircuitBreaker) admitted one call; records how the call went.
 ///
@@ -19,11 +19,11 @@ use super::{CallOutcome, Inner, Outcome};
 /// into a spawned task.
 #[must_use = "record the call's outcome; dropping the permit counts the call as ignored"]
 pub struct BreakerPermit<'a> {
-    breaker: Holder<'a>,
+    /// The breaker, until the outcome is recorded.
+    breaker: Option<Holder<'a>>,
+    /// The state word the call was admitted in (a half-open one: the call is a probe).
     word: u64,
     started: u64,
-    probe: bool,
-    done: bool,
 }
 
 enum Holder<'a> {
@@ -43,71 +43,81 @@ impl Holder<'_> {
 
 impl<'a> BreakerPermit<'a> {
     #[inline]
-    pub(super) fn new(breaker: &'a Inner, word: u64, started: u64, probe: bool) -> Self {
+    pub(super) fn new(breaker: &'a Inner, word: u64, started: u64) -> Self {
         Self {
-            breaker: Holder::Borrowed(breaker),
+            breaker: Some(Holder::Borrowed(breaker)),
             word,
             started,
-            probe,
-            done: false,
         }
     }
 
     pub(super) fn into_owned(mut self, breaker: &Arc<Inner>) -> BreakerPermit<'static> {
-        self.done = true;
+        self.breaker = None;
         BreakerPermit {
-            breaker: Holder::Owned(Arc::clone(breaker)),
+            breaker: Some(Holder::Owned(Arc::clone(breaker))),
             word: self.word,
             started: self.started,
-            probe: self.probe,
-            done: false,
         }
     }
 
     /// Records the call's outcome.
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
-        self.done = true;
-        self.breaker
-            .inner()
-            .finish(self.word, self.started, self.probe, outcome);
+        if let Some(breaker) = self.breaker.take() {
+            breaker.inner().finish(self.word, self.started, outcome);
+        }
     }
 
     /// Records what happened to the call, classified by the breaker's failure predicate.
     pub fn record_call(self, call: &CallOutcome) {
-        let outcome = self.breaker.inner().config.classify(call);
+        let outcome = match &self.breaker {
+            Some(breaker) => breaker.inner().config.classify(call),
+            None => return,
+        };
         self.record(outcome);
     }
 
     /// True when this call is a half-open probe (its outcome decides whether the breaker
     /// closes or re-opens).
     pub fn is_probe(&self) -> bool {
-        self.probe
+        self.word & KIND_MASK == HALF_OPEN
     }
 
     #[cfg(test)]
     pub(super) fn generation(&self) -> u64 {
         self.word >> 2
     }
+
+    /// Dropped without recording: the call counts as ignored.
+    #[cold]
+    #[inline(never)]
+    fn ignored(&mut self) {
+        if let Some(breaker) = self.breaker.take() {
+            breaker
+                .inner()
+                .finish(self.word, self.started, Outcome::Ignored);
+        }
+    }
 }
 
 impl Drop for BreakerPermit<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.done {
-            self.done = true;
-            self.breaker
-                .inner()
-                .finish(self.word, self.started, self.probe, Outcome::Ignored);
+        if self.breaker.is_some() {
+            self.ignored();
         }
     }
 }
 
 impl fmt::Debug for BreakerPermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match &self.breaker {
+            Some(breaker) => &*breaker.inner().config.name,
+            None => "(recorded)",
+        };
         f.debug_struct("BreakerPermit")
-            .field("breaker", &self.breaker.inner().config.name)
-            .field("probe", &self.probe)
+            .field("breaker", &name)
+            .field("probe", &self.is_probe())
             .finish()
     }
 }

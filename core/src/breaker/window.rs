@@ -114,6 +114,7 @@ impl Window {
 
     /// Counts one call at `nanos` (a failure or not) and returns the window's tally after it,
     /// or `None` when the window holds no failure (so it cannot trip).
+    #[inline]
     pub(super) fn record(&self, nanos: u64, failure: bool) -> Option<WindowStats> {
         let bucket = self.bucket_of(nanos);
         let len = self.len.d;
@@ -133,6 +134,7 @@ impl Window {
         Some(self.tally_at_bucket(bucket))
     }
 
+    #[inline]
     fn add(&self, index: u64, id: u32, failure: bool) {
         if let Some(slot) = usize::try_from(index).ok().and_then(|i| self.slots.get(i)) {
             let failed = u64::from(failure);
@@ -159,6 +161,7 @@ impl Window {
         self.tally_at_bucket(self.bucket_of(nanos))
     }
 
+    #[inline(never)]
     fn tally_at_bucket(&self, bucket: u64) -> WindowStats {
         let now_id = bucket as u32;
         let len = self.slots.len() as u32;

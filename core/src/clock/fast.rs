@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
-use super::{Clock, instant_after, nanos, nanos_between};
+use super::{Clock, from_other_base, instant_after, nanos};
 
 /// How often the counter is re-aligned with the system's monotonic clock, in nanoseconds.
 const RESYNC_NANOS: u64 = 100_000_000;
@@ -16,7 +16,9 @@ const RESYNC_NANOS: u64 = 100_000_000;
 /// [`GcraLimiter`](crate::limit::GcraLimiter) or [`CircuitBreaker`](crate::breaker::CircuitBreaker)
 /// spends most of its hot path reading the clock, and `clock_gettime` costs 20–40 ns (more in
 /// some VMs). This is the clock governor uses by default (through the `quanta` crate); on CPUs
-/// without an invariant counter it falls back to the system's monotonic clock.
+/// without an invariant counter it falls back to the system's monotonic clock. Those limiters
+/// and the breaker recognise a `FastClock` behind their `SharedClock` and read it without a
+/// dynamic call.
 ///
 /// **Not virtual**: it ignores tokio's paused time, so don't use it under
 /// `#[tokio::test(start_paused = true)]` or with `tokio::time::advance`; tests keep the
@@ -26,7 +28,9 @@ const RESYNC_NANOS: u64 = 100_000_000;
 /// is re-aligned with the system's monotonic clock every 100 ms (one `clock_gettime` then), so
 /// calibration error and NTP slewing never accumulate; a re-alignment may step the reading by
 /// the drift of those 100 ms, typically well under a microsecond. The first `FastClock` of a
-/// process calibrates the counter (once, up to 200 ms). Cloning shares the same alignment.
+/// process calibrates the counter (once, up to 200 ms). Cloning shares the same alignment. If
+/// the counter ever reads less than at the last alignment (a VM moved to another host), the
+/// reading re-aligns at once instead of standing still.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -42,14 +46,14 @@ pub struct FastClock {
 
 struct Inner {
     counter: quanta::Clock,
-    /// The counter's raw reading at `origin`.
-    origin_raw: u64,
     origin: Instant,
     origin_wall: SystemTime,
-    /// Nanoseconds to add to the counter's elapsed time to get the system's (signed).
-    correction: AtomicI64,
-    /// The counter's elapsed nanoseconds at which to re-align next.
-    resync_at: AtomicU64,
+    /// A scaled counter reading minus this is the system's nanoseconds since `origin`: the
+    /// reading at `origin`, corrected at every re-alignment.
+    offset: AtomicU64,
+    /// The scaled counter reading at the last alignment: readings within `RESYNC_NANOS` after
+    /// it are used as they are; any other (later, or earlier: the counter went back) re-aligns.
+    aligned_at: AtomicU64,
 }
 
 impl FastClock {
@@ -57,15 +61,14 @@ impl FastClock {
     #[allow(clippy::disallowed_methods)] // a clock reads the real clocks
     pub fn new() -> Self {
         let counter = quanta::Clock::new();
-        let origin_raw = counter.raw();
+        let scaled = counter.delta_as_nanos(0, counter.raw());
         Self {
             inner: Arc::new(Inner {
-                origin_raw,
                 origin: Instant::now(),
                 origin_wall: SystemTime::now(),
                 counter,
-                correction: AtomicI64::new(0),
-                resync_at: AtomicU64::new(RESYNC_NANOS),
+                offset: AtomicU64::new(scaled),
+                aligned_at: AtomicU64::new(scaled),
             }),
         }
     }
@@ -77,27 +80,42 @@ impl FastClock {
 }
 
 impl Inner {
-    /// Nanoseconds since `origin`.
+    /// The counter, scaled to nanoseconds (from an arbitrary start), as governor reads it.
+    #[inline]
+    fn scaled(&self) -> u64 {
+        self.counter.delta_as_nanos(0, self.counter.raw())
+    }
+
+    /// Nanoseconds since `origin`: one counter read, one comparison, one subtraction.
     #[inline]
     fn elapsed(&self) -> u64 {
-        let raw = self.counter.raw();
-        let counted = self.counter.delta_as_nanos(self.origin_raw, raw);
-        if counted >= self.resync_at.load(Ordering::Relaxed) {
-            return self.resync(counted);
+        let scaled = self.scaled();
+        // Wrapping: a reading before the last alignment (the counter went back, say a VM moved
+        // to another host) is as far out of the window as one long after it.
+        if scaled.wrapping_sub(self.aligned_at.load(Ordering::Relaxed)) < RESYNC_NANOS {
+            return scaled.saturating_sub(self.offset.load(Ordering::Relaxed));
         }
-        counted.saturating_add_signed(self.correction.load(Ordering::Relaxed))
+        self.resync(scaled)
     }
 
     /// Re-aligns the counter with the system's monotonic clock.
     #[cold]
+    #[inline(never)]
     #[allow(clippy::disallowed_methods)] // a clock reads the real clocks
-    fn resync(&self, counted: u64) -> u64 {
+    fn resync(&self, scaled: u64) -> u64 {
         let actual = nanos(Instant::now().saturating_duration_since(self.origin));
-        let correction = i64::try_from(i128::from(actual) - i128::from(counted)).unwrap_or(0);
-        self.correction.store(correction, Ordering::Relaxed);
-        self.resync_at
-            .store(counted.saturating_add(RESYNC_NANOS), Ordering::Relaxed);
+        self.offset
+            .store(scaled.saturating_sub(actual), Ordering::Relaxed);
+        self.aligned_at.store(scaled, Ordering::Relaxed);
         actual
+    }
+}
+
+impl FastClock {
+    /// Nanoseconds since [`Clock::epoch`], without the trait's base argument.
+    #[inline]
+    pub(crate) fn elapsed(&self) -> u64 {
+        self.inner.elapsed()
     }
 }
 
@@ -128,11 +146,18 @@ impl Clock for FastClock {
 
     #[inline]
     fn nanos_since(&self, base: Instant) -> u64 {
-        nanos_between(self.inner.origin, self.inner.elapsed(), base)
+        if base != self.inner.origin {
+            return from_other_base(self.inner.origin, self.inner.elapsed(), base);
+        }
+        self.inner.elapsed()
     }
 
     fn epoch(&self) -> Instant {
         self.inner.origin
+    }
+
+    fn as_fast_clock(&self, _: super::sealed::Token) -> Option<&FastClock> {
+        Some(self)
     }
 }
 
@@ -171,18 +196,31 @@ mod tests {
     fn a_re_alignment_adopts_the_system_clock_reading() {
         let clock = FastClock::new();
         let inner = &clock.inner;
-        let counted = inner
-            .counter
-            .delta_as_nanos(inner.origin_raw, inner.counter.raw());
+        let scaled = inner.scaled();
         let before = nanos(Instant::now() - inner.origin);
-        let aligned = inner.resync(counted);
+        let aligned = inner.resync(scaled);
         let after = nanos(Instant::now() - inner.origin);
         assert!((before..=after).contains(&aligned));
-        assert_eq!(
-            inner.resync_at.load(Ordering::Relaxed),
-            counted + RESYNC_NANOS
-        );
+        assert_eq!(inner.aligned_at.load(Ordering::Relaxed), scaled);
+        assert_eq!(inner.offset.load(Ordering::Relaxed), scaled - aligned);
         let next = inner.elapsed();
         assert!(next + SLACK >= aligned && next <= nanos(Instant::now() - inner.origin) + SLACK);
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // compares with the system clock it follows
+    fn a_counter_that_went_back_re_aligns_instead_of_freezing() {
+        let clock = FastClock::new();
+        let inner = &clock.inner;
+        // As if the last alignment had read the counter 10 s ahead of where it reads now (a
+        // VM migration), with an offset that would now make the reading stand at zero.
+        let ahead = inner.scaled() + 10_000_000_000;
+        inner.aligned_at.store(ahead, Ordering::Relaxed);
+        inner.offset.store(ahead, Ordering::Relaxed);
+        let before = nanos(Instant::now() - inner.origin);
+        let read = inner.elapsed();
+        assert!(read >= before && read <= nanos(Instant::now() - inner.origin));
+        assert!(inner.aligned_at.load(Ordering::Relaxed) < ahead);
+        assert!(inner.offset.load(Ordering::Relaxed) < ahead);
     }
 }

@@ -27,21 +27,30 @@
 //! limiter errs slow), and FIFO holds per member rather than across the whole composite. A member
 //! that answers [`ThrottleReason::Remote`] (a Redis-backed limiter, which cannot decide without a
 //! round trip) is always asked through `acquire`, even with a zero `max_wait`. Put the
-//! budget most likely to make callers wait first (tokens before requests for OpenAI). When
-//! nothing has to wait, `acquire` never reads the clock and allocates nothing but its future.
+//! budget most likely to make callers wait first (tokens before requests for OpenAI).
+//!
+//! # Cost
+//!
+//! Members on the composite's own clock (the same `SharedClock` given to both, as the provider
+//! clients do) share one clock reading per admission instead of reading it once each. When
+//! nothing has to wait, admission allocates nothing: `try_acquire` and the inherent
+//! [`CompositeLimiter::acquire`] (what a client holding the concrete type calls) never box;
+//! only [`Limiter::acquire`] through `dyn Limiter` boxes its future, as every `Limiter` does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::shared_now::SharedNow;
 use super::{Cost, Feedback, Limiter, Permit, QuotaSnapshot, ThrottleReason, Throttled};
-use crate::clock::{SharedClock, TokioClock};
+use crate::clock::{ClockReader, SharedClock, TokioClock};
 
 /// Several limiters charged together for one call: all admit it, or none keeps a charge.
 ///
 /// Defaults: no members (admits everything), clock [`TokioClock`] (to measure what is left of
-/// `max_wait`). `reconcile`, `observe` and `feedback` go to every member.
+/// `max_wait`, and read once per admission for the members on the same clock). `reconcile`,
+/// `observe` and `feedback` go to every member.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -57,7 +66,7 @@ use crate::clock::{SharedClock, TokioClock};
 #[derive(Clone, Debug)]
 pub struct CompositeLimiter {
     members: Vec<Arc<dyn Limiter>>,
-    clock: SharedClock,
+    clock: ClockReader,
 }
 
 impl Default for CompositeLimiter {
@@ -69,9 +78,10 @@ impl Default for CompositeLimiter {
 impl CompositeLimiter {
     /// A composite with no members yet.
     pub fn new() -> Self {
+        let clock = ClockReader::new(TokioClock::shared());
         Self {
             members: Vec::new(),
-            clock: TokioClock::shared(),
+            clock,
         }
     }
 
@@ -81,9 +91,10 @@ impl CompositeLimiter {
         self
     }
 
-    /// The clock measuring what is left of `max_wait` (default [`TokioClock`]).
+    /// The clock measuring what is left of `max_wait` (default [`TokioClock`]). Members given
+    /// this same `SharedClock` (an `Arc::clone` of it) share one reading of it per admission.
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.clock = ClockReader::new(clock);
         self
     }
 
@@ -96,7 +107,8 @@ impl CompositeLimiter {
 /// What one call holds from the members so far; dropped unless committed, it gives it all back.
 ///
 /// The members holding a charge are those before `prefix` plus `extra` (the member the call last
-/// waited on).
+/// waited on). A member's permit is held only while it holds a charge, so a `Held` with none
+/// holds an empty permit and drops without doing anything.
 struct Held<'a> {
     members: &'a [Arc<dyn Limiter>],
     cost: &'a Cost,
@@ -106,6 +118,7 @@ struct Held<'a> {
 }
 
 impl<'a> Held<'a> {
+    #[inline]
     fn new(members: &'a [Arc<dyn Limiter>], cost: &'a Cost) -> Self {
         Self {
             members,
@@ -116,7 +129,24 @@ impl<'a> Held<'a> {
         }
     }
 
+    /// The next member in order admitted the call with `permit`.
+    #[inline]
+    fn admitted(&mut self, permit: Permit) {
+        self.prefix = self.prefix.saturating_add(1);
+        if !permit.is_empty() {
+            self.hold(permit);
+        }
+    }
+
+    /// Adds a member's slot to what the call holds.
+    #[inline(never)]
+    fn hold(&mut self, permit: Permit) {
+        self.permit = std::mem::take(&mut self.permit).merge(permit);
+    }
+
     /// Releases every slot and refunds every charge held so far.
+    #[cold]
+    #[inline(never)]
     fn release(&mut self) {
         drop(std::mem::take(&mut self.permit));
         let none = Cost::none();
@@ -132,6 +162,7 @@ impl<'a> Held<'a> {
     }
 
     /// Keeps everything: the call is admitted.
+    #[inline]
     fn commit(mut self) -> Permit {
         self.prefix = 0;
         self.extra = None;
@@ -140,8 +171,11 @@ impl<'a> Held<'a> {
 }
 
 impl Drop for Held<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.release();
+        if self.prefix != 0 || self.extra.is_some() {
+            self.release();
+        }
     }
 }
 
@@ -152,22 +186,13 @@ fn waiting_may_help(refusal: &Throttled) -> bool {
     )
 }
 
-#[async_trait]
-impl Limiter for CompositeLimiter {
-    #[inline]
-    fn try_acquire(&self, cost: &Cost) -> Result<Permit, Throttled> {
+impl CompositeLimiter {
+    /// [`Limiter::acquire`], without boxing the future: what a caller holding the concrete
+    /// type (the upstream pipeline) gets by `composite.acquire(..)`. Same behaviour; see the
+    /// [module docs](self) for how the members are charged and waited on.
+    pub async fn acquire(&self, cost: &Cost, max_wait: Duration) -> Result<Permit, Throttled> {
         let mut held = Held::new(&self.members, cost);
-        for member in &self.members {
-            // On refusal, `held` drops: slots are released and charges refunded.
-            let permit = member.try_acquire(cost)?;
-            held.permit = std::mem::take(&mut held.permit).merge(permit);
-            held.prefix = held.prefix.saturating_add(1);
-        }
-        Ok(held.commit())
-    }
-
-    async fn acquire(&self, cost: &Cost, max_wait: Duration) -> Result<Permit, Throttled> {
-        let mut held = Held::new(&self.members, cost);
+        let mut now = SharedNow::new(&self.clock);
         let mut deadline = None;
         let mut index = 0;
         while let Some(member) = self.members.get(index) {
@@ -177,10 +202,9 @@ impl Limiter for CompositeLimiter {
                 index = next;
                 continue;
             }
-            match member.try_acquire(cost) {
+            match member.try_acquire_at(cost, &now) {
                 Ok(permit) => {
-                    held.permit = std::mem::take(&mut held.permit).merge(permit);
-                    held.prefix = next;
+                    held.admitted(permit);
                     index = next;
                 }
                 Err(refusal)
@@ -198,12 +222,31 @@ impl Limiter for CompositeLimiter {
                     };
                     held.permit = member.acquire(cost, left).await?;
                     held.extra = Some(index);
+                    now = SharedNow::new(&self.clock);
                     index = 0;
                 }
                 Err(refusal) => return Err(refusal),
             }
         }
         Ok(held.commit())
+    }
+}
+
+#[async_trait]
+impl Limiter for CompositeLimiter {
+    #[inline]
+    fn try_acquire(&self, cost: &Cost) -> Result<Permit, Throttled> {
+        let now = SharedNow::new(&self.clock);
+        let mut held = Held::new(&self.members, cost);
+        for member in &self.members {
+            // On refusal, `held` drops: slots are released and charges refunded.
+            held.admitted(member.try_acquire_at(cost, &now)?);
+        }
+        Ok(held.commit())
+    }
+
+    async fn acquire(&self, cost: &Cost, max_wait: Duration) -> Result<Permit, Throttled> {
+        CompositeLimiter::acquire(self, cost, max_wait).await
     }
 
     fn observe(&self, snapshot: &QuotaSnapshot) {

@@ -35,8 +35,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::reservation::{nanos, wait_reserved};
+use super::shared_now::SharedNow;
 use super::{BudgetName, Cost, Limiter, Permit, QuotaSnapshot, ThrottleReason, Throttled};
-use crate::clock::{SharedClock, TokioClock};
+use crate::clock::{ClockReader, SharedClock, TokioClock};
 
 /// A rate: `amount` units per `period` (60 requests per minute, 150,000 tokens per minute).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -112,7 +113,7 @@ impl Rate {
 #[derive(Debug)]
 pub struct GcraLimiter {
     budget: BudgetName,
-    clock: SharedClock,
+    clock: ClockReader,
     /// The origin of every nanosecond count below.
     base: Instant,
     /// Theoretical arrival time, nanoseconds since `base`.
@@ -139,7 +140,7 @@ struct Refusal {
 impl GcraLimiter {
     /// A limiter admitting `rate`, with a burst of one full period (`rate.amount()`).
     pub fn new(rate: Rate) -> Self {
-        let clock: SharedClock = TokioClock::shared();
+        let clock = ClockReader::new(TokioClock::shared());
         let base = clock.epoch();
         let limiter = Self {
             budget: BudgetName::REQUESTS,
@@ -171,8 +172,8 @@ impl GcraLimiter {
 
     /// The clock this limiter reads (default [`TokioClock`]). Resets the bucket to full.
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.base = clock.epoch();
-        self.clock = clock;
+        self.clock = ClockReader::new(clock);
+        self.base = self.clock.epoch();
         self.tat.store(0, Ordering::Release);
         self.exhausted_until.store(0, Ordering::Release);
         self
@@ -215,7 +216,7 @@ impl GcraLimiter {
 
     #[inline]
     fn now_nanos(&self) -> u64 {
-        self.clock.nanos_since(self.base)
+        self.clock.nanos()
     }
 
     fn instant(&self, nanos_since_base: u64) -> Option<Instant> {
@@ -263,6 +264,17 @@ impl GcraLimiter {
         }
     }
 
+    /// Admits `amount` units at `now` without waiting.
+    #[inline]
+    fn admit_now(&self, amount: u64, now: u64) -> Result<Permit, Throttled> {
+        match self.reserve(amount, now, 0) {
+            Ok(_) => Ok(Permit::empty()),
+            Err(refusal) => Err(self.throttled(refusal)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
     fn throttled(&self, refusal: Refusal) -> Throttled {
         let until = refusal.until.and_then(|n| self.instant(n));
         Throttled::new(self.budget.clone(), refusal.reason, until)
@@ -299,16 +311,30 @@ impl GcraLimiter {
 
 #[async_trait]
 impl Limiter for GcraLimiter {
-    #[inline]
+    // Always inlined into direct callers (as governor's generic `check` is): its slow paths
+    // (refusal, a clock behind the trait object, a counter re-alignment) are out of line, and
+    // inlining lets the caller see the empty permit and skip the result's round trip through
+    // memory; 122 → 94 instructions per admission in the benchmark loop.
+    #[inline(always)]
     fn try_acquire(&self, cost: &Cost) -> Result<Permit, Throttled> {
         let amount = cost.amount(&self.budget);
         if amount == 0 {
             return Ok(Permit::empty());
         }
-        match self.reserve(amount, self.now_nanos(), 0) {
-            Ok(_) => Ok(Permit::empty()),
-            Err(refusal) => Err(self.throttled(refusal)),
+        self.admit_now(amount, self.now_nanos())
+    }
+
+    #[inline]
+    fn try_acquire_at(&self, cost: &Cost, now: &SharedNow<'_>) -> Result<Permit, Throttled> {
+        let amount = cost.amount(&self.budget);
+        if amount == 0 {
+            return Ok(Permit::empty());
         }
+        let now = match now.nanos_for(&self.clock) {
+            Some(now) => now,
+            None => self.now_nanos(),
+        };
+        self.admit_now(amount, now)
     }
 
     async fn acquire(&self, cost: &Cost, max_wait: Duration) -> Result<Permit, Throttled> {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 pub use crate::quota::{BudgetName, Cost, QuotaSnapshot};
+use shared_now::SharedNow;
 
 /// Why a limiter refused to admit a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,70 +82,6 @@ impl Throttled {
     }
 }
 
-/// Proof of admission, held while the call is in flight.
-///
-/// Dropping it releases whatever the limiter holds for the call (a concurrency slot, a
-/// half-open probe). Permits of several limiters merge into one ([`Permit::merge`]).
-#[must_use = "dropping a permit releases its slot at once"]
-#[derive(Default)]
-pub struct Permit {
-    on_release: Vec<Box<dyn FnOnce() + Send>>,
-}
-
-impl Permit {
-    /// A permit that holds nothing (rate limiters: capacity is spent on admission).
-    pub const fn empty() -> Self {
-        Self {
-            on_release: Vec::new(),
-        }
-    }
-
-    /// A permit that runs `release` exactly once, when dropped.
-    pub fn on_release(release: impl FnOnce() + Send + 'static) -> Self {
-        Self {
-            on_release: vec![Box::new(release)],
-        }
-    }
-
-    /// One permit holding both `self` and `other`.
-    #[inline]
-    pub fn merge(mut self, mut other: Permit) -> Self {
-        if other.is_empty() {
-            return self;
-        }
-        if self.is_empty() {
-            return other;
-        }
-        self.on_release.append(&mut other.on_release);
-        self
-    }
-
-    /// True when dropping this permit releases nothing.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.on_release.is_empty()
-    }
-}
-
-impl Drop for Permit {
-    #[inline]
-    fn drop(&mut self) {
-        if !self.on_release.is_empty() {
-            for release in std::mem::take(&mut self.on_release) {
-                release();
-            }
-        }
-    }
-}
-
-impl fmt::Debug for Permit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("holds", &self.on_release.len())
-            .finish()
-    }
-}
-
 /// What a response said about load, for limiters that adapt to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -173,6 +110,18 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     /// arrival order. Cancelling the returned future gives back anything it had reserved.
     async fn acquire(&self, cost: &Cost, max_wait: Duration) -> Result<Permit, Throttled>;
 
+    /// [`try_acquire`](Limiter::try_acquire) at a clock reading the caller (a
+    /// [`CompositeLimiter`]) took for all its members, so one admission reads the clock once.
+    ///
+    /// Crate-internal: the reading's type cannot be named outside ratewise-core, so this can be
+    /// neither called nor overridden there. Default: ignores `now` and calls `try_acquire`.
+    #[doc(hidden)]
+    #[inline]
+    fn try_acquire_at(&self, cost: &Cost, now: &SharedNow<'_>) -> Result<Permit, Throttled> {
+        let _ = now;
+        self.try_acquire(cost)
+    }
+
     /// Absorbs a budget's state as reported by the server. Default: ignored.
     fn observe(&self, snapshot: &QuotaSnapshot) {
         let _ = snapshot;
@@ -194,8 +143,10 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     }
 }
 
+mod permit;
 pub(crate) mod reservation;
 mod rolling;
+mod shared_now;
 mod turnstile;
 
 pub mod adaptive;
@@ -216,4 +167,5 @@ pub use gcra::{GcraLimiter, Rate};
 pub use keyed::KeyedLimiter;
 pub use learned_concurrency::LearnedConcurrencyLimiter;
 pub use pacer::QuotaPacer;
+pub use permit::Permit;
 pub use sliding_window::SlidingWindowLimiter;
