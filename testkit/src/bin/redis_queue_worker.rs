@@ -95,7 +95,7 @@ impl Ledger {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = match parse() {
         Ok(args) => args,
