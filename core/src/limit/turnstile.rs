@@ -8,15 +8,11 @@
 //! (snapshot, feedback, refund, cancellation), whichever comes first, then checks again.
 //!
 //! Nothing is spent before admission, so a cancelled waiter only gives back its place in line.
-//!
-//! Each ticket carries its own wake-up: a state change wakes the head alone, and a caller
-//! leaving the head of the line wakes the next one. Waiters behind the head sleep until they
-//! reach it (or their deadline), so an admission costs O(1) wake-ups however long the line is
-//! (waking every waiter on every change made a line of 1,000 callers quadratic).
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::pin::pin;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -59,6 +55,7 @@ pub(crate) trait Admission: Send + 'static {
 /// A FIFO wait line around an [`Admission`] rule.
 pub(crate) struct Turnstile<S> {
     line: Mutex<Line<S>>,
+    changed: Notify,
 }
 
 struct Line<S> {
@@ -67,21 +64,10 @@ struct Line<S> {
     next_id: u64,
 }
 
+#[derive(Clone, Copy)]
 struct Ticket {
     id: u64,
     amount: u64,
-    /// Wakes this caller: when it reaches the head, or (at the head) when the state changes.
-    wake: Arc<Notify>,
-}
-
-impl<S> Line<S> {
-    /// Wakes the caller at the head of the line, if any (a stored permit if it is not
-    /// sleeping yet, so the wake-up is never lost).
-    fn wake_head(&self) {
-        if let Some(head) = self.queue.front() {
-            head.wake.notify_one();
-        }
-    }
 }
 
 impl<S: Admission> Turnstile<S> {
@@ -93,6 +79,7 @@ impl<S: Admission> Turnstile<S> {
                 queue: VecDeque::new(),
                 next_id: 0,
             }),
+            changed: Notify::new(),
         }
     }
 
@@ -109,11 +96,10 @@ impl<S: Admission> Turnstile<S> {
         f(&mut self.lock().state)
     }
 
-    /// Changes the rule's state and wakes the head of the line so it checks again.
+    /// Changes the rule's state and wakes the waiters so the head checks again.
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
-        let mut line = self.lock();
-        let out = f(&mut line.state);
-        line.wake_head();
+        let out = f(&mut self.lock().state);
+        self.changed.notify_waiters();
         out
     }
 
@@ -157,7 +143,6 @@ impl<S: Admission> Turnstile<S> {
         }
         let start = clock.now();
         let deadline = start.checked_add(max_wait);
-        let wake = Arc::new(Notify::new());
         let id = {
             let mut line = self.lock();
             if line.queue.is_empty() {
@@ -181,11 +166,7 @@ impl<S: Admission> Turnstile<S> {
             }
             let id = line.next_id;
             line.next_id = line.next_id.wrapping_add(1);
-            line.queue.push_back(Ticket {
-                id,
-                amount,
-                wake: Arc::clone(&wake),
-            });
+            line.queue.push_back(Ticket { id, amount });
             id
         };
         let mut place = Place {
@@ -194,8 +175,10 @@ impl<S: Admission> Turnstile<S> {
             queued: true,
         };
         loop {
+            let mut notified = pin!(self.changed.notified());
+            notified.as_mut().enable();
             let now = clock.now();
-            let wake_at = {
+            let wake = {
                 let mut line = self.lock();
                 let at_head = line.queue.front().map(|t| t.id) == Some(id);
                 let hold = if at_head {
@@ -203,7 +186,8 @@ impl<S: Admission> Turnstile<S> {
                         Ok(()) => {
                             line.queue.pop_front();
                             place.queued = false;
-                            line.wake_head();
+                            drop(line);
+                            self.changed.notify_waiters();
                             return Ok(());
                         }
                         Err(hold) => hold,
@@ -226,13 +210,12 @@ impl<S: Admission> Turnstile<S> {
                     (w, d) => w.or(d),
                 }
             };
-            // A wake-up sent since the check above is kept as a permit: none is lost.
-            match wake_at {
+            match wake {
                 Some(at) => {
                     let at = tokio::time::Instant::from_std(at);
-                    let _ = tokio::time::timeout_at(at, wake.notified()).await;
+                    let _ = tokio::time::timeout_at(at, notified).await;
                 }
-                None => wake.notified().await,
+                None => notified.await,
             }
         }
     }
@@ -264,12 +247,8 @@ impl<S: Admission> Drop for Place<'_, S> {
     fn drop(&mut self) {
         if self.queued {
             let id = self.id;
-            let mut line = self.turnstile.lock();
-            let was_head = line.queue.front().is_some_and(|t| t.id == id);
-            line.queue.retain(|t| t.id != id);
-            if was_head {
-                line.wake_head();
-            }
+            self.turnstile.lock().queue.retain(|t| t.id != id);
+            self.turnstile.changed.notify_waiters();
         }
     }
 }
