@@ -173,7 +173,6 @@ fn spawn(args: &Args, index: usize, sim_url: &str) -> std::io::Result<Child> {
 /// A worker process and its live line.
 struct Worker {
     index: usize,
-    pid: u32,
     child: Child,
     line: ProgressBar,
     status: Arc<Mutex<String>>,
@@ -213,7 +212,6 @@ impl Worker {
         }
         Self {
             index,
-            pid,
             child,
             line,
             status,
@@ -258,6 +256,5 @@ impl Worker {
             self.line
                 .finish_with_message(format!("worker {} stopped at the time limit", self.index));
         }
-        let _ = self.pid;
     }
 }

@@ -466,7 +466,6 @@ impl<J: Payload> JobStore<J> for RedisJobStore<J> {
         let _: i64 = self
             .invocation(&scripts::COMPLETE)
             .arg(id.to_string())
-            .arg(&self.inner.consumer)
             .invoke_async(&mut self.inner.redis.manager())
             .await
             .map_err(unreachable)?;

@@ -208,13 +208,13 @@ return {'idle', ''}
     )
 });
 
-/// Complete. ARGV: id, consumer. The job is done whoever holds it now: forgets it.
+/// Complete. ARGV: id. The job is done whoever holds it now: acks its entry and forgets it.
 pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local id, consumer = ARGV[1], ARGV[2]
-if take_in_flight(id, consumer) == 'other' then
-  local eid = redis.call('HGET', INFLIGHT, id)
+local id = ARGV[1]
+local eid = redis.call('HGET', INFLIGHT, id)
+if eid then
   redis.call('XACK', STREAM, GROUP, eid)
   redis.call('XDEL', STREAM, eid)
   redis.call('HDEL', INFLIGHT, id)
